@@ -1,0 +1,1 @@
+"""Users (agents, supervisors, admins), skills, presence and API tokens."""

@@ -1,0 +1,66 @@
+"""Flask CLI: users, demo data, routing rebuild."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from contact_center.agents.services import create_user, parse_skills
+from contact_center.errors import APIError
+
+users_cli = AppGroup("users", help="Manage users.")
+demo_cli = AppGroup("demo", help="Demo data.")
+routing_cli = AppGroup("routing", help="Routing state in Redis.")
+
+
+@users_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--role", type=click.Choice(["agent", "supervisor", "admin"]), default="agent")
+@click.option("--skills", default="", help="e.g. lang:en=5,product:cards=3")
+@click.option("--name", "display_name", default=None, help="Display name.")
+@click.option("--team", default=None)
+def create_user_command(username, password, role, skills, display_name, team):
+    """Create a user."""
+    try:
+        user = create_user(username, password, role, display_name=display_name, team=team,
+                           skills=parse_skills(skills))
+    except APIError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created {user.role} {user.username} (id {user.id}).")
+
+
+@demo_cli.command("seed")
+def seed_command():
+    """Load demo queues, agents and customers with history (idempotent)."""
+    from contact_center.demo import seed
+
+    logins = seed()
+    click.echo("Demo data ready. Logins:")
+    for username, password, role in logins:
+        click.echo(f"  {role:<10} {username} / {password}")
+
+
+@routing_cli.command("rebuild")
+def rebuild_command():
+    """Rebuild Redis routing state (queues, idle agents) from the database."""
+    if not current_app.config.get("REDIS_URL"):
+        click.echo(
+            "Embedded mode: Redis lives inside the server process and is rebuilt from the "
+            "database when the server starts. Nothing to do here."
+        )
+        return
+    from contact_center.routing.services import rebuild_state
+
+    counts = rebuild_state()
+    click.echo(
+        f"Rebuilt: {counts['waiting']} waiting interactions, {counts['agents']} agents, "
+        f"{counts['revoked_offers']} offers returned to their queues."
+    )
+
+
+def register_cli(app: Flask) -> None:
+    """Add the command groups to `flask`."""
+    for group in (users_cli, demo_cli, routing_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,102 @@
+"""Configuration: defaults that need no services, then the environment, then overrides."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ENV_VARS = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "PUBLIC_BASE_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_API_BASE_URL",
+    "TWILIO_CALLER_ID",
+    "PHONE_DEFAULT_REGION",
+    "EMAIL_INBOUND_SECRET",
+    "MAILGUN_SIGNING_KEY",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_STARTTLS",
+    "MAIL_FROM",
+    "SUPPORT_ADDRESS",
+    "DEMO_SIMULATOR",
+    "SOCKETIO_MESSAGE_QUEUE",
+    "API_TOKEN_TTL_HOURS",
+    "OFFER_TIMEOUT_S",
+)
+
+
+def default_config(instance_path: str) -> dict[str, Any]:
+    """The embedded defaults: SQLite in the instance folder, in-process Redis."""
+    database_path = Path(instance_path) / "contact_center.db"
+    return {
+        "SECRET_KEY": None,
+        "DATABASE_URL": f"sqlite:///{database_path}",
+        "REDIS_URL": None,
+        "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+        "TWILIO_ACCOUNT_SID": None,
+        "TWILIO_AUTH_TOKEN": None,
+        "TWILIO_API_BASE_URL": None,
+        "TWILIO_CALLER_ID": "+15005550006",
+        "PHONE_DEFAULT_REGION": "GB",
+        "EMAIL_INBOUND_SECRET": None,
+        "MAILGUN_SIGNING_KEY": None,
+        "SMTP_HOST": None,
+        "SMTP_PORT": 587,
+        "SMTP_USERNAME": None,
+        "SMTP_PASSWORD": None,
+        "SMTP_STARTTLS": True,
+        "MAIL_FROM": "support@example.com",
+        "SUPPORT_ADDRESS": "support@example.com",
+        "DEMO_SIMULATOR": False,
+        # Defaults to REDIS_URL: several web processes share Socket.IO rooms through Redis.
+        "SOCKETIO_MESSAGE_QUEUE": None,
+        "API_TOKEN_TTL_HOURS": 12,
+        "OFFER_TIMEOUT_S": 15,
+        "TESTING": False,
+    }
+
+
+_INT_KEYS = {"SMTP_PORT", "API_TOKEN_TTL_HOURS", "OFFER_TIMEOUT_S"}
+_BOOL_KEYS = {"SMTP_STARTTLS", "DEMO_SIMULATOR"}
+
+
+def _coerce(key: str, value: str) -> Any:
+    if key in _INT_KEYS:
+        return int(value)
+    if key in _BOOL_KEYS:
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The settings given in the environment, coerced to their types."""
+    environ = os.environ if environ is None else environ
+    return {key: _coerce(key, environ[key]) for key in ENV_VARS if environ.get(key)}
+
+
+def finalise(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill derived settings and refuse unsafe combinations."""
+    embedded = not config.get("REDIS_URL") and config["DATABASE_URL"].startswith("sqlite")
+    if not config.get("SECRET_KEY"):
+        if not (embedded or config.get("TESTING")):
+            raise RuntimeError("SECRET_KEY must be set when DATABASE_URL or REDIS_URL is set")
+        config["SECRET_KEY"] = secrets.token_hex(32)
+    if config.get("SOCKETIO_MESSAGE_QUEUE") is None and not config.get("TESTING"):
+        config["SOCKETIO_MESSAGE_QUEUE"] = config.get("REDIS_URL")
+    url = config["DATABASE_URL"]
+    # SQLAlchemy wants an explicit driver for psycopg 3.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+    return config

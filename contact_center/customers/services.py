@@ -1,0 +1,299 @@
+"""Customers: identities, search, and the screen pop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from flask import current_app
+
+from contact_center.agents.models import User
+from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
+from contact_center.db_types import isoformat
+from contact_center.errors import APIError, Conflict, NotFound
+from contact_center.extensions import db
+
+RECENT_INTERACTIONS = 10
+RECENT_NOTES = 10
+
+
+def normalise_phone(raw: str, region: str | None = None) -> str | None:
+    """A phone number in E.164, or None when it cannot be one."""
+    region = region or current_app.config["PHONE_DEFAULT_REGION"]
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str | None:
+    """An email address lower-cased, or None when it does not look like one."""
+    value = raw.strip().lower()
+    local, at, domain = value.partition("@")
+    if not at or not local or "." not in domain or " " in value:
+        return None
+    return value
+
+
+def mask(value: str | None) -> str:
+    """A phone number or address shortened for logs: never written in full."""
+    if not value:
+        return "-"
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return f"{value[:3]}***{value[-2:]}" if len(value) > 6 else "***"
+
+
+def _normalised_identities(phones: list[str], emails: list[str]) -> list[tuple[str, str]]:
+    identities: list[tuple[str, str]] = []
+    errors: dict[str, Any] = {}
+    for index, raw in enumerate(phones):
+        value = normalise_phone(raw)
+        if value is None:
+            errors.setdefault("phones", {})[index] = ["Not a valid phone number."]
+        else:
+            identities.append(("phone", value))
+    for index, raw in enumerate(emails):
+        value = normalise_email(raw)
+        if value is None:
+            errors.setdefault("emails", {})[index] = ["Not a valid email address."]
+        else:
+            identities.append(("email", value))
+    if errors:
+        raise APIError(422, "Some identities are invalid.", fields=errors)
+    return list(dict.fromkeys(identities))
+
+
+def _check_identities_free(identities: list[tuple[str, str]], customer_id: int | None) -> None:
+    for kind, value in identities:
+        owner = db.session.scalar(
+            sa.select(CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == kind, CustomerIdentity.value == value
+            )
+        )
+        if owner is not None and owner != customer_id:
+            raise Conflict(
+                f"That {kind} belongs to another customer.",
+                fields={f"{kind}s": [f"Already used by customer {owner}."]},
+            )
+
+
+def _check_owner(owner_id: int | None) -> None:
+    if owner_id is not None and db.session.get(User, owner_id) is None:
+        raise APIError(422, "Unknown owner.", fields={"owner_id": ["No such user."]})
+
+
+def create_customer(data: dict[str, Any]) -> Customer:
+    """Create a customer with normalised identities; refuses identities already in use."""
+    identities = _normalised_identities(data.pop("phones", []), data.pop("emails", []))
+    _check_identities_free(identities, None)
+    _check_owner(data.get("owner_id"))
+    customer = Customer(**data)
+    customer.identities = [CustomerIdentity(kind=k, value=v) for k, v in identities]
+    db.session.add(customer)
+    db.session.commit()
+    return customer
+
+
+def update_customer(customer: Customer, data: dict[str, Any]) -> Customer:
+    """Apply a partial update; phones and emails, when given, replace the old ones."""
+    if "phones" in data or "emails" in data:
+        phones = data.pop("phones", customer.identity_values("phone"))
+        emails = data.pop("emails", customer.identity_values("email"))
+        identities = _normalised_identities(phones, emails)
+        _check_identities_free(identities, customer.id)
+        kept = {(i.kind, i.value): i for i in customer.identities}
+        customer.identities = [
+            kept.get((kind, value)) or CustomerIdentity(kind=kind, value=value)
+            for kind, value in identities
+        ]
+    if "owner_id" in data:
+        _check_owner(data["owner_id"])
+    for key, value in data.items():
+        setattr(customer, key, value)
+    db.session.commit()
+    return customer
+
+
+def get_customer(customer_id: int) -> Customer:
+    """The customer, or 404."""
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("No such customer.")
+    return customer
+
+
+def find_by_identity(kind: str, value: str) -> Customer | None:
+    """The customer owning a normalised phone or email."""
+    return db.session.scalar(
+        sa.select(Customer)
+        .join(CustomerIdentity)
+        .where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
+    )
+
+
+def identify_caller(raw_number: str | None) -> Customer | None:
+    """The customer calling from this number (any format), if known."""
+    if not raw_number:
+        return None
+    e164 = normalise_phone(raw_number)
+    return find_by_identity("phone", e164) if e164 else None
+
+
+def search_customers(query: str | None, limit: int = 50, offset: int = 0) -> list[Customer]:
+    """Customers whose name contains `query`, or who own it as a phone (any format) or email."""
+    statement = sa.select(Customer).order_by(Customer.name, Customer.id)
+    query = (query or "").strip()
+    if query:
+        conditions = [Customer.name.ilike(f"%{_escape_like(query)}%", escape="\\")]
+        phone = normalise_phone(query) if any(ch.isdigit() for ch in query) else None
+        if phone:
+            conditions.append(_has_identity("phone", phone))
+        email = normalise_email(query)
+        if email:
+            conditions.append(_has_identity("email", email))
+        statement = statement.where(sa.or_(*conditions))
+    return list(db.session.scalars(statement.limit(limit).offset(offset)))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _has_identity(kind: str, value: str) -> sa.ColumnElement[bool]:
+    return Customer.identities.any(
+        sa.and_(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
+    )
+
+
+def suggest_for_phone(raw_number: str | None, limit: int = 5) -> list[dict[str, Any]]:
+    """Likely matches for an unknown caller: customers with a number ending the same way."""
+    e164 = normalise_phone(raw_number) if raw_number else None
+    if not e164 or len(e164) < 8:
+        return []
+    tail = e164[-7:]
+    customers = db.session.scalars(
+        sa.select(Customer)
+        .join(CustomerIdentity)
+        .where(CustomerIdentity.kind == "phone", CustomerIdentity.value.like(f"%{tail}"))
+        .limit(limit)
+    )
+    return [
+        {"id": c.id, "name": c.name, "reason": "phone number ends the same"} for c in customers
+    ]
+
+
+def customer_summary(customer: Customer) -> dict[str, Any]:
+    """The `customer` object of the screen pop."""
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "type": customer.type,
+        "status": customer.status,
+        "region": customer.region,
+        "tier": customer.tier,
+        "lifetime_value": str(customer.lifetime_value),
+        "owner": (
+            {"id": customer.owner.id, "name": customer.owner.display_name}
+            if customer.owner
+            else None
+        ),
+        "marketing_opt_out": customer.marketing_opt_out,
+        "identities": [{"kind": i.kind, "value": i.value} for i in customer.identities],
+        "tags": list(customer.tags or []),
+    }
+
+
+def _recent_interactions(customer_id: int) -> list[dict[str, Any]]:
+    # Imported here: routing depends on customers, not the other way round.
+    from contact_center.routing.models import Interaction
+
+    interactions = db.session.scalars(
+        sa.select(Interaction)
+        .where(Interaction.customer_id == customer_id)
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(RECENT_INTERACTIONS)
+    )
+    return [
+        {
+            "id": i.id,
+            "channel": i.channel,
+            "started_at": isoformat(i.created_at),
+            "queue": i.queue.name if i.queue else None,
+            "agent": i.agent.display_name if i.agent else None,
+            "outcome": i.outcome,
+            "duration_s": i.duration_s,
+            "disposition": i.disposition,
+        }
+        for i in interactions
+    ]
+
+
+def _satisfaction(customer_id: int) -> dict[str, Any]:
+    from contact_center.routing.models import Interaction
+
+    scored = sa.select(Interaction.satisfaction).where(
+        Interaction.customer_id == customer_id, Interaction.satisfaction.is_not(None)
+    )
+    last = db.session.scalar(scored.order_by(Interaction.created_at.desc()).limit(1))
+    average = db.session.scalar(
+        sa.select(sa.func.avg(Interaction.satisfaction)).where(
+            Interaction.customer_id == customer_id, Interaction.satisfaction.is_not(None)
+        )
+    )
+    return {"last": last, "average": round(float(average), 2) if average is not None else None}
+
+
+def history(customer: Customer) -> dict[str, Any]:
+    """The screen pop: everything an agent should see when this customer calls."""
+    notes = db.session.scalars(
+        sa.select(CustomerNote)
+        .where(CustomerNote.customer_id == customer.id)
+        .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc())
+        .limit(RECENT_NOTES)
+    )
+    return {
+        "customer": customer_summary(customer),
+        # Tickets and complaints arrive with the tickets module; the keys are fixed now.
+        "open_tickets": [],
+        "complaints": [],
+        "recent_interactions": _recent_interactions(customer.id),
+        "notes": [
+            {
+                "at": isoformat(n.created_at),
+                "author": n.author.display_name if n.author else None,
+                "text": n.text,
+            }
+            for n in notes
+        ],
+        "satisfaction": _satisfaction(customer.id),
+    }
+
+
+def screen_pop_for_caller(raw_number: str | None) -> dict[str, Any]:
+    """The screen pop for a caller: their history, or suggestions when unknown."""
+    customer = identify_caller(raw_number)
+    if customer is not None:
+        return history(customer)
+    return {
+        "customer": None,
+        "suggestions": suggest_for_phone(raw_number),
+        "open_tickets": [],
+        "complaints": [],
+        "recent_interactions": [],
+        "notes": [],
+        "satisfaction": {"last": None, "average": None},
+    }
+
+
+def add_note(customer: Customer, author: User | None, text: str) -> CustomerNote:
+    """Add a note to a customer's record."""
+    note = CustomerNote(customer_id=customer.id, author_id=author.id if author else None, text=text)
+    db.session.add(note)
+    db.session.commit()
+    return note

@@ -1,0 +1,104 @@
+"""The one JSON error format of the API, webhooks and socket acks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class APIError(Exception):
+    """A refusal a service or view raises; rendered in the error format."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message
+        self.fields = fields or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error body: {"error": {code, message, fields}}."""
+        return {"error": {"code": self.code, "message": self.message, "fields": self.fields}}
+
+
+class Conflict(APIError):
+    def __init__(self, message: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(409, message, fields=fields)
+
+
+class NotFound(APIError):
+    def __init__(self, message: str = "Not found.") -> None:
+        super().__init__(404, message)
+
+
+def error_response(error: APIError):
+    """A Flask response for an APIError."""
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    return response
+
+
+def _from_http_exception(exc: HTTPException) -> APIError:
+    status = exc.code or 500
+    message = exc.description or exc.name
+    fields: dict[str, Any] = {}
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if isinstance(messages, dict):
+        # webargs groups messages by location (json, query, form...): merge them.
+        for location_messages in messages.values():
+            if isinstance(location_messages, dict):
+                fields.update(location_messages)
+            elif isinstance(location_messages, list) and location_messages:
+                message = " ".join(str(m) for m in location_messages)
+    if status == 422:
+        message = "The request is well-formed but some fields are invalid."
+    if status == 500:
+        message = "Internal server error."
+    return APIError(status, message, fields=fields)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Render every error in the contract's JSON format."""
+
+    @app.errorhandler(APIError)
+    def handle_api_error(error: APIError):
+        return error_response(error)
+
+    @app.errorhandler(ValidationError)
+    def handle_validation_error(error: ValidationError):
+        fields = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        return error_response(
+            APIError(422, "The request is well-formed but some fields are invalid.", fields=fields)
+        )
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException):
+        response = error_response(_from_http_exception(exc))
+        for name, value in (getattr(exc, "data", None) or {}).get("headers", {}).items():
+            response.headers[name] = value
+        return response

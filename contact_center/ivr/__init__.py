@@ -1,0 +1,1 @@
+"""Voice: TwiML rendering and the Twilio REST calls that move calls around."""

@@ -1,0 +1,51 @@
+"""TwiML documents for the call path."""
+
+from __future__ import annotations
+
+from twilio.twiml.voice_response import Dial, VoiceResponse
+
+
+def enqueue_response(queue_name: str, wait_url: str, action_url: str, greeting: str) -> str:
+    """Greet the caller and hold them in a Twilio queue until an agent accepts."""
+    response = VoiceResponse()
+    response.say(greeting)
+    response.enqueue(queue_name, wait_url=wait_url, wait_url_method="POST", action=action_url,
+                     method="POST")
+    return str(response)
+
+
+def wait_response(position: int | None) -> str:
+    """What a waiting caller hears between checks: their place, then hold music."""
+    response = VoiceResponse()
+    if position:
+        response.say(f"You are number {position} in the queue. Thank you for waiting.")
+    else:
+        response.say("Thank you for waiting. An agent will be with you shortly.")
+    response.play("http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3")
+    return str(response)
+
+
+def conference_response(conference: str, *, ends_on_exit: bool) -> str:
+    """Put a call leg into the interaction's conference."""
+    response = VoiceResponse()
+    dial = Dial()
+    dial.conference(
+        conference,
+        start_conference_on_enter=True,
+        end_conference_on_exit=ends_on_exit,
+        beep=False,
+    )
+    response.append(dial)
+    return str(response)
+
+
+def say_and_hang_up(message: str) -> str:
+    """A short message, then the call ends."""
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
+    return str(response)
+
+
+def empty_response() -> str:
+    return str(VoiceResponse())

@@ -1,0 +1,19 @@
+"""Every model, imported in one place for migrations and the shell."""
+
+from contact_center.agents.models import AgentSkill, ApiToken, User
+from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
+from contact_center.routing.models import Interaction, Queue, Reservation
+from contact_center.webhook_receipts import WebhookReceipt
+
+__all__ = [
+    "AgentSkill",
+    "ApiToken",
+    "Customer",
+    "CustomerIdentity",
+    "CustomerNote",
+    "Interaction",
+    "Queue",
+    "Reservation",
+    "User",
+    "WebhookReceipt",
+]

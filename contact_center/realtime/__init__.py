@@ -1,0 +1,1 @@
+"""Socket.IO namespaces, one per audience: /agent and /supervisor."""

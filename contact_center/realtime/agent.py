@@ -1,0 +1,138 @@
+"""The `/agent` namespace: presence, offers, accept/reject, complete, wrap-up.
+
+Thin: each event is validated with marshmallow, handed to a routing service, and acked
+`{"ok": true, ...}` or `{"ok": false, "error": {code, message}}`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import session
+from flask_login import current_user
+from flask_socketio import Namespace, emit, join_room
+from marshmallow import Schema, ValidationError, fields, validate
+
+from contact_center.agents.models import User
+from contact_center.agents.services import token_record
+from contact_center.errors import APIError
+from contact_center.extensions import db
+from contact_center.realtime.events import AGENT_NAMESPACE, agent_room
+from contact_center.routing import services as routing
+
+log = logging.getLogger(__name__)
+
+
+class SetStatusEvent(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(routing.SETTABLE_STATUSES))
+    reason = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class ReservationEvent(Schema):
+    reservation_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+
+
+class RejectEvent(ReservationEvent):
+    reason = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class CompleteEvent(Schema):
+    interaction_id = fields.Integer(required=True, strict=True)
+    disposition = fields.String(load_default=None, validate=validate.Length(max=80))
+    notes = fields.String(load_default=None, validate=validate.Length(max=10000))
+
+
+class WrapupDoneEvent(Schema):
+    interaction_id = fields.Integer(required=True, strict=True)
+
+
+def socket_user(auth: Any) -> User | None:
+    """The user of a connecting socket: an API token in `auth`, or the login session."""
+    if isinstance(auth, dict) and auth.get("token") is not None:
+        token = auth["token"]
+        record = token_record(token) if isinstance(token, str) else None
+        return record.user if record else None
+    if current_user.is_authenticated:
+        return current_user._get_current_object()
+    return None
+
+
+def failure(code: str, message: str, fields_: dict | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields_:
+        error["fields"] = fields_
+    return {"ok": False, "error": error}
+
+
+def agent_event(schema: type[Schema]) -> Callable:
+    """Validate an event's payload and run it as the socket's agent; always ack."""
+
+    def decorator(handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        def wrapper(self: AgentNamespace, data: Any = None) -> dict[str, Any]:
+            agent = db.session.get(User, session.get("agent_id"))
+            if agent is None or not agent.has_role("agent") or not agent.is_active:
+                return failure("unauthorized", "Sign in again.")
+            if not isinstance(data, dict):
+                return failure("bad_request", "The event payload must be an object.")
+            try:
+                payload = schema().load(data)
+            except ValidationError as exc:
+                return failure("validation_error", "Some fields are invalid.", exc.messages)
+            try:
+                result = handler(self, agent, payload) or {}
+            except APIError as exc:
+                db.session.rollback()
+                return failure(exc.code, exc.message, exc.fields)
+            return {"ok": True, **result}
+
+        return wrapper
+
+    return decorator
+
+
+class AgentNamespace(Namespace):
+    def on_connect(self, auth: Any = None) -> bool:
+        user = socket_user(auth)
+        if user is None or not user.has_role("agent"):
+            return False  # refuses the connection
+        session["agent_id"] = user.id
+        join_room(agent_room(user.id))
+        emit("status", routing.agent_status_payload(user))
+        return True
+
+    @agent_event(SetStatusEvent)
+    def on_set_status(self, agent: User, payload: dict) -> dict:
+        routing.set_agent_status(agent, payload["status"], payload["reason"])
+        return routing.agent_status_payload(agent)
+
+    @agent_event(ReservationEvent)
+    def on_accept(self, agent: User, payload: dict) -> dict:
+        interaction = routing.accept(agent, payload["reservation_id"])
+        return {"interaction": routing.interaction_payload(interaction)}
+
+    @agent_event(RejectEvent)
+    def on_reject(self, agent: User, payload: dict) -> dict:
+        routing.reject(agent, payload["reservation_id"], payload["reason"])
+        return {}
+
+    @agent_event(CompleteEvent)
+    def on_complete(self, agent: User, payload: dict) -> dict:
+        interaction = routing.complete(
+            agent, payload["interaction_id"], payload["disposition"], payload["notes"]
+        )
+        return {"interaction": routing.interaction_payload(interaction)}
+
+    @agent_event(WrapupDoneEvent)
+    def on_wrapup_done(self, agent: User, payload: dict) -> dict:
+        routing.wrapup_done(agent, payload["interaction_id"])
+        return routing.agent_status_payload(agent)
+
+
+def register(socketio) -> None:
+    """Attach the namespaces to the Socket.IO server (once, however many apps are built)."""
+    if not any(h.namespace == AGENT_NAMESPACE for h in socketio.namespace_handlers):
+        socketio.on_namespace(AgentNamespace(AGENT_NAMESPACE))

@@ -1,0 +1,1 @@
+"""The ACD: queues, interactions, reservations; state in Redis, records in the database."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages: login and the agent console."""

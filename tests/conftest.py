@@ -1,0 +1,191 @@
+"""Fixtures: an app per test on a clean database and Redis, the Twilio stub, factories.
+
+Embedded defaults (SQLite file, in-process fakeredis) unless TEST_DATABASE_URL and
+TEST_REDIS_URL name real PostgreSQL and Redis; then the same tests run on those.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_migrate import upgrade
+from twilio.request_validator import RequestValidator
+
+from contact_center import create_app
+from contact_center.agents.models import User
+from contact_center.agents.services import create_user as create_user_service
+from contact_center.agents.services import issue_token
+from contact_center.extensions import db, socketio
+from contact_center.simulate.twilio_stub import TwilioStubServer
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+REAL_SERVICES = bool(TEST_DATABASE_URL and TEST_REDIS_URL)
+ACCOUNT_SID = "AC" + "0" * 30 + "01"
+AUTH_TOKEN = "test-auth-token-not-a-secret"  # noqa: S105
+PUBLIC_BASE_URL = "http://cc.test"
+PASSWORD = "correct-horse-battery"  # noqa: S105
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without real services, deselect (never skip) the tests that need several processes."""
+    if REAL_SERVICES:
+        return
+    deselected = [item for item in items if "real_services" in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if "real_services" not in item.keywords]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """A migrated, empty database for the whole run."""
+    if TEST_DATABASE_URL:
+        engine = sa.create_engine(_sqlalchemy_url(TEST_DATABASE_URL))
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+        url = TEST_DATABASE_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "REDIS_URL": None})
+    with app.app_context():
+        upgrade()  # the real migrations, not create_all: they are what production runs
+        db.engine.dispose()
+    return url
+
+
+def _sqlalchemy_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def twilio_stub() -> Iterator[TwilioStubServer]:
+    server = TwilioStubServer(ACCOUNT_SID, AUTH_TOKEN).start()
+    yield server
+    server.stop()
+
+
+def _clean(app: Flask) -> None:
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+        app.extensions["redis"].flushdb()
+
+
+@pytest.fixture
+def app_config(database_url, twilio_stub) -> dict[str, Any]:
+    """The settings of the test app; a test may change them before `app` is built."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": TEST_REDIS_URL,
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": twilio_stub.base_url,
+        "PHONE_DEFAULT_REGION": "GB",
+        "WTF_CSRF_ENABLED": True,
+    }
+
+
+@pytest.fixture
+def app(app_config, twilio_stub) -> Iterator[Flask]:
+    app = create_app(app_config)
+    _clean(app)
+    twilio_stub.state.requests.clear()
+    twilio_stub.state.calls.clear()
+    twilio_stub.state.gone.clear()
+    with app.app_context():
+        yield app
+        db.session.remove()
+    _clean(app)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def create_user(app) -> Callable[..., User]:
+    """Factory: create_user("alice", role="agent", skills={"lang:en": 5})."""
+
+    def make(username: str, role: str = "agent", **kwargs: Any) -> User:
+        return create_user_service(username, PASSWORD, role, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def auth_header(app) -> Callable[[User], dict[str, str]]:
+    """Factory: a bearer Authorization header for a user."""
+
+    def make(user: User) -> dict[str, str]:
+        token, _ = issue_token(user)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def agent_socket(app, client) -> Callable[..., Any]:
+    """Factory: a Socket.IO test client on /agent authenticated with the user's token."""
+    clients = []
+
+    def connect(user: User, **kwargs: Any):
+        token, _ = issue_token(user)
+        socket = socketio.test_client(
+            app, namespace="/agent", auth={"token": token}, flask_test_client=client, **kwargs
+        )
+        clients.append(socket)
+        return socket
+
+    yield connect
+    for socket in clients:
+        if socket.is_connected("/agent"):
+            socket.disconnect("/agent")
+
+
+def sign(url: str, params: dict[str, str]) -> str:
+    """X-Twilio-Signature for a POST to `url` with form `params`."""
+    return RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+
+
+@pytest.fixture
+def twilio_post(client) -> Callable[..., Any]:
+    """Factory: POST a form to a Twilio webhook path, signed unless told otherwise."""
+
+    def post(path: str, params: dict[str, str], *, signature: str | None = "sign",
+             query: dict[str, str] | None = None):
+        full_path = path + (f"?{urlencode(query)}" if query else "")
+        headers = {}
+        if signature == "sign":
+            headers["X-Twilio-Signature"] = sign(PUBLIC_BASE_URL + full_path, params)
+        elif signature is not None:
+            headers["X-Twilio-Signature"] = signature
+        return client.post(full_path, data=params, headers=headers)
+
+    return post
+
+
+def call_sid(n: int) -> str:
+    """A well-formed, deterministic CallSid."""
+    return "CA" + f"{n:032x}"

@@ -1,0 +1,1 @@
+"""Inbound webhooks, each verifying its provider's signature before anything else."""

@@ -1,0 +1,173 @@
+"""`/webhooks/twilio/voice/...`: signed Twilio Voice webhooks.
+
+Every request is checked against X-Twilio-Signature first (403 otherwise), then validated,
+then applied once: a retry gets the stored answer and changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, current_app, request
+from marshmallow import EXCLUDE, Schema, fields, validate
+from twilio.request_validator import RequestValidator
+
+from contact_center.db_types import utcnow
+from contact_center.errors import APIError
+from contact_center.extensions import db
+from contact_center.ivr import twiml
+from contact_center.ivr.calls import public_url
+from contact_center.routing import services as routing
+from contact_center.routing.models import Reservation
+from webhooks.idempotency import claim, replay
+
+log = logging.getLogger(__name__)
+bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
+
+TWIML = "text/xml; charset=utf-8"
+CALL_SID = validate.Regexp(r"^CA[0-9a-fA-F]{32}$", error="Not a Twilio CallSid.")
+CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
+                 "no-answer", "canceled")
+QUEUE_RESULTS = ("bridged", "bridging-in-process", "queue-full", "redirected", "hangup", "error",
+                 "leave", "system-error")
+
+
+class _TwilioForm(Schema):
+    class Meta:
+        unknown = EXCLUDE  # Twilio sends many parameters; we read the ones we need.
+
+    CallSid = fields.String(required=True, validate=CALL_SID)
+
+
+class IncomingCallForm(_TwilioForm):
+    From = fields.String(load_default=None, validate=validate.Length(max=64))
+    To = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+class CallStatusForm(_TwilioForm):
+    CallStatus = fields.String(required=True, validate=validate.OneOf(CALL_STATUSES))
+    SequenceNumber = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    CallDuration = fields.Integer(load_default=None, validate=validate.Range(min=0))
+
+
+class EnqueueResultForm(_TwilioForm):
+    QueueResult = fields.String(required=True, validate=validate.OneOf(QUEUE_RESULTS))
+
+
+class ConnectArgs(Schema):
+    leg = fields.String(required=True, validate=validate.OneOf(("caller", "agent")))
+
+
+def signed(view: Callable) -> Callable:
+    """Refuse (403) a request whose X-Twilio-Signature does not match our auth token."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = current_app.config["TWILIO_AUTH_TOKEN"]
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not token:
+            raise APIError(403, "Voice webhooks are disabled: TWILIO_AUTH_TOKEN is not set.",
+                           code="bad_signature")
+        url = public_url(request.full_path.rstrip("?"))
+        if not signature or not RequestValidator(token).validate(url, request.form, signature):
+            raise APIError(403, "Missing or invalid X-Twilio-Signature.", code="bad_signature")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, content_type=TWIML)
+
+
+def _after_commit(action: Callable[[], Any]) -> None:
+    """Routing work after the data is committed: if Redis fails, a rebuild recovers it."""
+    try:
+        action()
+    except redis.RedisError:
+        log.exception("routing state not updated; `flask routing rebuild` will recover it")
+
+
+@bp.post("/voice")
+@signed
+def incoming_call():
+    """A call arrives: record it, identify the caller, queue it, hold the caller in <Enqueue>."""
+    form = IncomingCallForm().load(request.form)
+    key = f"voice:{form['CallSid']}"
+    if (earlier := replay(key)) is not None:
+        return earlier
+    queue = routing.default_queue()
+    body = twiml.enqueue_response(
+        queue.name,
+        wait_url=public_url("/webhooks/twilio/voice/wait"),
+        action_url=public_url("/webhooks/twilio/voice/enqueue-result"),
+        greeting="Thank you for calling. Please hold while we connect you to an agent.",
+    )
+    if (earlier := claim(key, body, TWIML)) is not None:
+        return earlier
+    interaction = routing.receive_call(form["CallSid"], form["From"], form["To"])
+    db.session.commit()
+    _after_commit(lambda: routing.enqueue(interaction))
+    return _twiml(body)
+
+
+@bp.post("/voice/wait")
+@signed
+def wait():
+    """The caller's hold loop: tell them their place in the queue."""
+    form = _TwilioForm().load(request.form)
+    interaction = routing.interaction_by_external_id(form["CallSid"])
+    position = routing.queue_position(interaction) if interaction else None
+    return _twiml(twiml.wait_response(position))
+
+
+@bp.post("/voice/enqueue-result")
+@signed
+def enqueue_result():
+    """How the caller's wait ended; a hang-up while waiting is an abandon."""
+    form = EnqueueResultForm().load(request.form)
+    body = twiml.empty_response()
+    key = f"enqueue-result:{form['CallSid']}"
+    if (earlier := replay(key)) is not None or (earlier := claim(key, body, TWIML)) is not None:
+        return earlier
+    if form["QueueResult"] in ("hangup", "leave", "error", "system-error", "queue-full"):
+        routing.call_status(form["CallSid"], "canceled", None)
+    db.session.commit()
+    return _twiml(body)
+
+
+@bp.post("/voice/connect/<reservation_id>")
+@signed
+def connect(reservation_id: str):
+    """TwiML that puts the caller's or the agent's leg into the interaction's conference."""
+    leg = ConnectArgs().load(request.args)["leg"]
+    _TwilioForm().load(request.form)
+    reservation = db.session.get(Reservation, reservation_id)
+    if reservation is None or reservation.status != "accepted":
+        return _twiml(twiml.say_and_hang_up("Sorry, this call can no longer be connected."))
+    interaction = reservation.interaction
+    if leg == "caller" and interaction.status == "connecting":
+        interaction.status = "active"
+        interaction.answered_at = interaction.answered_at or utcnow()
+        db.session.commit()
+    return _twiml(
+        twiml.conference_response(f"cc-interaction-{interaction.id}", ends_on_exit=True)
+    )
+
+
+@bp.post("/voice/status")
+@signed
+def call_status():
+    """Call status callbacks: completion ends the interaction, an early end abandons it."""
+    form = CallStatusForm().load(request.form)
+    body = twiml.empty_response()
+    key = f"status:{form['CallSid']}:{form['CallStatus']}:{form['SequenceNumber']}"
+    if (earlier := replay(key)) is not None or (earlier := claim(key, body, TWIML)) is not None:
+        return earlier
+    routing.call_status(form["CallSid"], form["CallStatus"], form["CallDuration"])
+    db.session.commit()
+    return _twiml(body)
