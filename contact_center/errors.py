@@ -99,6 +99,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException):
         response = error_response(_from_http_exception(exc))
-        for name, value in (getattr(exc, "data", None) or {}).get("headers", {}).items():
+        for name, value in ((getattr(exc, "data", None) or {}).get("headers") or {}).items():
             response.headers[name] = value
         return response

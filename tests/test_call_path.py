@@ -22,7 +22,8 @@ def test_call_reaches_agent_and_completes(app, create_user, agent_socket, twilio
     socket = agent_socket(alice)
     assert socket.is_connected("/agent")
     ack = socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
-    assert ack["ok"] is True and ack["status"] == "available"
+    assert ack["ok"] is True
+    assert ack["status"] == "available"
     socket.get_received("/agent")
 
     sid = call_sid(1)
@@ -40,7 +41,8 @@ def test_call_reaches_agent_and_completes(app, create_user, agent_socket, twilio
     assert b"<Enqueue" in first.data
     assert f'waitUrl="{PUBLIC_BASE_URL}/webhooks/twilio/voice/wait"'.encode() in first.data
     retry = twilio_post("/webhooks/twilio/voice", params)
-    assert retry.status_code == 200 and retry.data == first.data
+    assert retry.status_code == 200
+    assert retry.data == first.data
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 1
 
     offers = _events(socket, "offer")

@@ -1,0 +1,143 @@
+"""Twilio Voice webhooks: signatures, validation, idempotency, abandon, wait, connect."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from contact_center.extensions import db
+from contact_center.routing.models import Interaction, Reservation
+from contact_center.webhook_receipts import WebhookReceipt
+from tests.conftest import PUBLIC_BASE_URL, call_sid, sign
+
+VOICE = "/webhooks/twilio/voice"
+
+
+def _count(model) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _call(n: int, **extra) -> dict[str, str]:
+    return {"CallSid": call_sid(n), "From": "+442079460018", "To": "+441234567890", **extra}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [VOICE, f"{VOICE}/wait", f"{VOICE}/enqueue-result", f"{VOICE}/status",
+     f"{VOICE}/connect/abc?leg=caller"],
+)
+def test_every_voice_webhook_refuses_unsigned_and_forged(twilio_post, path):
+    params = _call(1, CallStatus="completed", QueueResult="hangup")
+    assert twilio_post(path, params, signature=None).status_code == 403
+    assert twilio_post(path, params, signature="Zm9yZ2Vk").status_code == 403
+    assert _count(Interaction) == 0
+    assert _count(WebhookReceipt) == 0
+
+
+def test_signature_covers_the_parameters(client):
+    params = _call(1)
+    signature = sign(PUBLIC_BASE_URL + VOICE, params)
+    tampered = {**params, "From": "+15550000000"}
+    response = client.post(VOICE, data=tampered, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403
+    assert _count(Interaction) == 0
+
+
+def test_without_auth_token_voice_is_refused(app_config, twilio_stub):
+    from contact_center import create_app
+
+    app_config["TWILIO_AUTH_TOKEN"] = None
+    app = create_app(app_config)
+    response = app.test_client().post(VOICE, data=_call(1),
+                                      headers={"X-Twilio-Signature": "x"})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"From": "+442079460018"}, {"CallSid": "not-a-sid"}, {"CallSid": "CA" + "z" * 32}],
+)
+def test_invalid_incoming_call_is_422_and_writes_nothing(twilio_post, params):
+    response = twilio_post(VOICE, params)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "validation_error"
+    assert "CallSid" in response.get_json()["error"]["fields"]
+    assert _count(Interaction) == 0
+    assert _count(WebhookReceipt) == 0
+
+
+def test_invalid_status_callback_is_422(twilio_post):
+    response = twilio_post(f"{VOICE}/status", _call(1, CallStatus="exploded"))
+    assert response.status_code == 422
+    assert "CallStatus" in response.get_json()["error"]["fields"]
+
+
+def test_unknown_caller_is_queued_with_suggestions(twilio_post):
+    response = twilio_post(VOICE, _call(2, From="+447700900999"))
+    assert response.status_code == 200
+    interaction = db.session.scalar(sa.select(Interaction))
+    assert interaction.customer_id is None
+    assert interaction.status == "queued"
+
+
+def test_abandon_while_waiting_removes_from_queue(twilio_post):
+    from contact_center.routing.services import get_store, queue_position
+
+    twilio_post(VOICE, _call(3))
+    interaction = db.session.scalar(sa.select(Interaction))
+    assert queue_position(interaction) == 1
+    wait = twilio_post(f"{VOICE}/wait", {"CallSid": call_sid(3), "QueuePosition": "1"})
+    assert b"number 1 in the queue" in wait.data
+    status = _call(3, CallStatus="completed", SequenceNumber="1")
+    assert twilio_post(f"{VOICE}/status", status).status_code == 200
+    db.session.refresh(interaction)
+    assert interaction.status == "ended"
+    assert interaction.outcome == "abandoned"
+    assert get_store().waiting(interaction.queue_id) == []
+    # A retried callback replays the answer and changes nothing.
+    receipts = _count(WebhookReceipt)
+    assert twilio_post(f"{VOICE}/status", status).status_code == 200
+    assert _count(WebhookReceipt) == receipts
+
+
+def test_enqueue_result_hangup_abandons(twilio_post):
+    twilio_post(VOICE, _call(4))
+    result = twilio_post(f"{VOICE}/enqueue-result", _call(4, QueueResult="hangup"))
+    assert result.status_code == 200
+    interaction = db.session.scalar(sa.select(Interaction))
+    assert interaction.outcome == "abandoned"
+
+
+def test_status_for_unknown_call_is_accepted_and_ignored(twilio_post):
+    response = twilio_post(f"{VOICE}/status", _call(5, CallStatus="completed", SequenceNumber="0"))
+    assert response.status_code == 200
+    assert _count(Interaction) == 0
+
+
+def test_connect_for_unknown_reservation_hangs_up_politely(twilio_post):
+    response = twilio_post(f"{VOICE}/connect/nope", {"CallSid": call_sid(6)},
+                           query={"leg": "caller"})
+    assert response.status_code == 200
+    assert b"<Hangup" in response.data
+    bad_leg = twilio_post(f"{VOICE}/connect/nope", {"CallSid": call_sid(6)},
+                          query={"leg": "boss"})
+    assert bad_leg.status_code == 422
+
+
+def test_redirect_failure_leaves_interaction_for_status_callback(
+    twilio_post, create_user, agent_socket, twilio_stub
+):
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    twilio_stub.state.gone.add(call_sid(7))  # the caller hung up before the redirect
+    twilio_post(VOICE, _call(7))
+    reservation = db.session.scalar(sa.select(Reservation))
+    ack = socket.emit("accept", {"reservation_id": reservation.id}, namespace="/agent",
+                      callback=True)
+    assert ack["ok"] is True
+    twilio_post(f"{VOICE}/status", _call(7, CallStatus="completed", SequenceNumber="2",
+                                         CallDuration="0"))
+    interaction = db.session.scalar(sa.select(Interaction))
+    db.session.refresh(interaction)
+    assert interaction.status == "ended"
