@@ -71,7 +71,8 @@ def _init_extensions(app: Flask) -> None:
         app,
         message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE"),
-        cors_allowed_origins=[app.config["PUBLIC_BASE_URL"]],
+        # None: only the page's own origin may open a socket (cross-site pages cannot).
+        cors_allowed_origins=None,
     )
     api.init_app(app)
     api.spec.components.security_scheme(

@@ -24,8 +24,14 @@ routing_cli = AppGroup("routing", help="Routing state in Redis.")
 def create_user_command(username, password, role, skills, display_name, team):
     """Create a user."""
     try:
-        user = create_user(username, password, role, display_name=display_name, team=team,
-                           skills=parse_skills(skills))
+        user = create_user(
+            username,
+            password,
+            role,
+            display_name=display_name,
+            team=team,
+            skills=parse_skills(skills),
+        )
     except APIError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Created {user.role} {user.username} (id {user.id}).")

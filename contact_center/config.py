@@ -28,6 +28,7 @@ ENV_VARS = (
     "SUPPORT_ADDRESS",
     "DEMO_SIMULATOR",
     "SOCKETIO_MESSAGE_QUEUE",
+    "SOCKETIO_ASYNC_MODE",
     "API_TOKEN_TTL_HOURS",
     "OFFER_TIMEOUT_S",
 )
@@ -58,6 +59,8 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DEMO_SIMULATOR": False,
         # Defaults to REDIS_URL: several web processes share Socket.IO rooms through Redis.
         "SOCKETIO_MESSAGE_QUEUE": None,
+        # threading for `flask run` and tests; gevent under gunicorn in production.
+        "SOCKETIO_ASYNC_MODE": "threading",
         "API_TOKEN_TTL_HOURS": 12,
         "OFFER_TIMEOUT_S": 15,
         "TESTING": False,

@@ -25,27 +25,85 @@ DEMO_USERS = [
 ]
 
 DEMO_QUEUES = [
-    dict(name="General", channels=["voice", "email"], required_skills={}, is_default=True,
-         wrapup_s=15),
+    dict(
+        name="General",
+        channels=["voice", "email"],
+        required_skills={},
+        is_default=True,
+        wrapup_s=15,
+    ),
     dict(name="Cards", channels=["voice"], required_skills={"product:cards": 2}, wrapup_s=20),
     dict(name="Mandarin", channels=["voice"], required_skills={"lang:zh": 3}, wrapup_s=20),
 ]
 
 DEMO_CUSTOMERS = [
     # name, phones, emails, type, region, tier, value, tags, notes
-    ("Margaret Holloway", ["+44 20 7946 0018"], ["m.holloway@example.co.uk"], "end_customer",
-     "London", "A", "48250.00", ["vip"], ["Prefers a call back before 10:00.",
-                                           "Card replaced after fraud in March."]),
-    ("Wei Zhang", ["+44 161 496 0321"], ["wei.zhang@example.com"], "end_customer", "Manchester",
-     "B", "9120.50", ["mandarin"], ["Speaks Mandarin; English is fine for short calls."]),
-    ("Northwind Distribution Ltd", ["+44 113 496 0555"], ["accounts@northwind.example"],
-     "distributor", "Leeds", "A", "310400.00", ["key-account"], ["Contract renewal due in Q1."]),
-    ("Priya Natarajan", ["+44 7700 900123"], ["priya.n@example.org"], "end_customer", "Bristol",
-     "C", "640.00", [], []),
-    ("Tomás Ferreira", ["+351 21 000 0000"], ["tomas@example.pt"], "end_customer", "Lisbon", "C",
-     "210.00", ["international"], ["Calls from Portugal; use English."]),
-    ("Oakfield Partners", ["+44 20 7946 0999"], ["hello@oakfield.example"], "partner", "London",
-     "B", "22000.00", [], []),
+    (
+        "Margaret Holloway",
+        ["+44 20 7946 0018"],
+        ["m.holloway@example.co.uk"],
+        "end_customer",
+        "London",
+        "A",
+        "48250.00",
+        ["vip"],
+        ["Prefers a call back before 10:00.", "Card replaced after fraud in March."],
+    ),
+    (
+        "Wei Zhang",
+        ["+44 161 496 0321"],
+        ["wei.zhang@example.com"],
+        "end_customer",
+        "Manchester",
+        "B",
+        "9120.50",
+        ["mandarin"],
+        ["Speaks Mandarin; English is fine for short calls."],
+    ),
+    (
+        "Northwind Distribution Ltd",
+        ["+44 113 496 0555"],
+        ["accounts@northwind.example"],
+        "distributor",
+        "Leeds",
+        "A",
+        "310400.00",
+        ["key-account"],
+        ["Contract renewal due in Q1."],
+    ),
+    (
+        "Priya Natarajan",
+        ["+44 7700 900123"],
+        ["priya.n@example.org"],
+        "end_customer",
+        "Bristol",
+        "C",
+        "640.00",
+        [],
+        [],
+    ),
+    (
+        "Tomás Ferreira",
+        ["+351 21 000 0000"],
+        ["tomas@example.pt"],
+        "end_customer",
+        "Lisbon",
+        "C",
+        "210.00",
+        ["international"],
+        ["Calls from Portugal; use English."],
+    ),
+    (
+        "Oakfield Partners",
+        ["+44 20 7946 0999"],
+        ["hello@oakfield.example"],
+        "partner",
+        "London",
+        "B",
+        "22000.00",
+        [],
+        [],
+    ),
 ]
 
 
@@ -66,8 +124,9 @@ def _users() -> dict[str, User]:
     for username, password, role, name, team, skills in DEMO_USERS:
         user = db.session.scalar(sa.select(User).where(User.username == username))
         if user is None:
-            user = create_user(username, password, role, display_name=name, team=team,
-                               skills=skills)
+            user = create_user(
+                username, password, role, display_name=name, team=team, skills=skills
+            )
         users[username] = user
     return users
 
@@ -81,36 +140,55 @@ def seed() -> list[tuple[str, str, str]]:
     for index, (name, phones, emails, kind, region, tier, value, tags, notes) in enumerate(
         DEMO_CUSTOMERS
     ):
-        if db.session.scalar(sa.select(sa.func.count()).select_from(Interaction).where(
-                Interaction.external_id == f"demo-{index}-0")):
+        if db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Interaction)
+            .where(Interaction.external_id == f"demo-{index}-0")
+        ):
             continue
-        customer = create_customer({
-            "name": name, "phones": phones, "emails": emails, "type": kind, "region": region,
-            "tier": tier, "lifetime_value": Decimal(value), "tags": tags,
-            "owner_id": users["sam"].id if tier == "A" else None,
-        })
+        customer = create_customer(
+            {
+                "name": name,
+                "phones": phones,
+                "emails": emails,
+                "type": kind,
+                "region": region,
+                "tier": tier,
+                "lifetime_value": Decimal(value),
+                "tags": tags,
+                "owner_id": users["sam"].id if tier == "A" else None,
+            }
+        )
         for days_ago, text in enumerate(notes, start=3):
-            db.session.add(CustomerNote(customer_id=customer.id, author_id=agents[0].id,
-                                        text=text, created_at=now - timedelta(days=days_ago)))
+            db.session.add(
+                CustomerNote(
+                    customer_id=customer.id,
+                    author_id=agents[0].id,
+                    text=text,
+                    created_at=now - timedelta(days=days_ago),
+                )
+            )
         for visit in range(3):
             started = now - timedelta(days=7 * visit + index + 1, hours=visit)
             agent = agents[(index + visit) % len(agents)]
             abandoned = (index + visit) % 5 == 4
-            db.session.add(Interaction(
-                channel="voice" if visit % 2 == 0 else "email",
-                external_id=f"demo-{index}-{visit}",
-                customer_id=customer.id,
-                queue_id=queues[0].id,
-                status="ended",
-                created_at=started,
-                enqueued_at=started,
-                answered_at=None if abandoned else started + timedelta(seconds=25),
-                ended_at=started + timedelta(minutes=6),
-                outcome="abandoned" if abandoned else "answered",
-                disposition=None if abandoned else ("resolved", "follow-up", "info")[visit],
-                duration_s=None if abandoned else 335,
-                satisfaction=None if abandoned else 3 + (index + visit) % 3,
-                agent_id=None if abandoned else agent.id,
-            ))
+            db.session.add(
+                Interaction(
+                    channel="voice" if visit % 2 == 0 else "email",
+                    external_id=f"demo-{index}-{visit}",
+                    customer_id=customer.id,
+                    queue_id=queues[0].id,
+                    status="ended",
+                    created_at=started,
+                    enqueued_at=started,
+                    answered_at=None if abandoned else started + timedelta(seconds=25),
+                    ended_at=started + timedelta(minutes=6),
+                    outcome="abandoned" if abandoned else "answered",
+                    disposition=None if abandoned else ("resolved", "follow-up", "info")[visit],
+                    duration_s=None if abandoned else 335,
+                    satisfaction=None if abandoned else 3 + (index + visit) % 3,
+                    agent_id=None if abandoned else agent.id,
+                )
+            )
     db.session.commit()
     return [(u, p, r) for u, p, r, *_ in DEMO_USERS]

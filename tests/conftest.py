@@ -173,8 +173,13 @@ def sign(url: str, params: dict[str, str]) -> str:
 def twilio_post(client) -> Callable[..., Any]:
     """Factory: POST a form to a Twilio webhook path, signed unless told otherwise."""
 
-    def post(path: str, params: dict[str, str], *, signature: str | None = "sign",
-             query: dict[str, str] | None = None):
+    def post(
+        path: str,
+        params: dict[str, str],
+        *,
+        signature: str | None = "sign",
+        query: dict[str, str] | None = None,
+    ):
         full_path = path + (f"?{urlencode(query)}" if query else "")
         headers = {}
         if signature == "sign":

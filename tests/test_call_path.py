@@ -14,10 +14,10 @@ def _events(socket, name):
     return [event["args"][0] for event in socket.get_received("/agent") if event["name"] == name]
 
 
-def test_call_reaches_agent_and_completes(app, create_user, agent_socket, twilio_post,
-                                          twilio_stub):
-    customer = create_customer({"name": "Margaret Holloway", "phones": ["+44 20 7946 0018"],
-                                "tier": "A"})
+def test_call_reaches_agent_and_completes(app, create_user, agent_socket, twilio_post, twilio_stub):
+    customer = create_customer(
+        {"name": "Margaret Holloway", "phones": ["+44 20 7946 0018"], "tier": "A"}
+    )
     alice = create_user("alice", display_name="Alice Archer", skills={"lang:en": 5})
     socket = agent_socket(alice)
     assert socket.is_connected("/agent")
@@ -27,8 +27,13 @@ def test_call_reaches_agent_and_completes(app, create_user, agent_socket, twilio
     socket.get_received("/agent")
 
     sid = call_sid(1)
-    params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "From": "020 7946 0018",
-              "To": "+441234567890", "CallStatus": "ringing"}
+    params = {
+        "CallSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": "020 7946 0018",
+        "To": "+441234567890",
+        "CallStatus": "ringing",
+    }
     unsigned = twilio_post("/webhooks/twilio/voice", params, signature=None)
     assert unsigned.status_code == 403
     assert unsigned.get_json()["error"]["code"] == "bad_signature"
@@ -52,8 +57,9 @@ def test_call_reaches_agent_and_completes(app, create_user, agent_socket, twilio
     assert offer["screen_pop"]["customer"]["name"] == "Margaret Holloway"
     assert offer["interaction"]["channel"] == "voice"
 
-    ack = socket.emit("accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent",
-                      callback=True)
+    ack = socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
     assert ack["ok"] is True, ack
     redirects = twilio_stub.wait_for(lambda r: r.call_sid == sid and "Url" in r.form)
     assert redirects[0].form["Url"] == (
@@ -63,13 +69,20 @@ def test_call_reaches_agent_and_completes(app, create_user, agent_socket, twilio
     agent_legs = twilio_stub.wait_for(lambda r: r.call_sid is None)
     assert agent_legs[0].form["To"] == "client:alice"
 
-    connect = twilio_post(f"/webhooks/twilio/voice/connect/{offer['reservation_id']}",
-                          {"CallSid": sid}, query={"leg": "caller"})
+    connect = twilio_post(
+        f"/webhooks/twilio/voice/connect/{offer['reservation_id']}",
+        {"CallSid": sid},
+        query={"leg": "caller"},
+    )
     assert connect.status_code == 200
     assert f"cc-interaction-{offer['interaction']['id']}".encode() in connect.data
 
-    status = {"CallSid": sid, "CallStatus": "completed", "SequenceNumber": "3",
-              "CallDuration": "95"}
+    status = {
+        "CallSid": sid,
+        "CallStatus": "completed",
+        "SequenceNumber": "3",
+        "CallDuration": "95",
+    }
     assert twilio_post("/webhooks/twilio/voice/status", status).status_code == 200
     interaction = db.session.get(Interaction, offer["interaction"]["id"])
     db.session.refresh(interaction)

@@ -30,10 +30,27 @@ bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
 TWIML = "text/xml; charset=utf-8"
 CALL_SID = validate.Regexp(r"^CA[0-9a-fA-F]{32}$", error="Not a Twilio CallSid.")
-CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
-                 "no-answer", "canceled")
-QUEUE_RESULTS = ("bridged", "bridging-in-process", "queue-full", "redirected", "hangup", "error",
-                 "leave", "system-error")
+CALL_STATUSES = (
+    "queued",
+    "initiated",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "failed",
+    "no-answer",
+    "canceled",
+)
+QUEUE_RESULTS = (
+    "bridged",
+    "bridging-in-process",
+    "queue-full",
+    "redirected",
+    "hangup",
+    "error",
+    "leave",
+    "system-error",
+)
 
 
 class _TwilioForm(Schema):
@@ -70,8 +87,11 @@ def signed(view: Callable) -> Callable:
         token = current_app.config["TWILIO_AUTH_TOKEN"]
         signature = request.headers.get("X-Twilio-Signature", "")
         if not token:
-            raise APIError(403, "Voice webhooks are disabled: TWILIO_AUTH_TOKEN is not set.",
-                           code="bad_signature")
+            raise APIError(
+                403,
+                "Voice webhooks are disabled: TWILIO_AUTH_TOKEN is not set.",
+                code="bad_signature",
+            )
         url = public_url(request.full_path.rstrip("?"))
         if not signature or not RequestValidator(token).validate(url, request.form, signature):
             raise APIError(403, "Missing or invalid X-Twilio-Signature.", code="bad_signature")
@@ -154,9 +174,7 @@ def connect(reservation_id: str):
         interaction.status = "active"
         interaction.answered_at = interaction.answered_at or utcnow()
         db.session.commit()
-    return _twiml(
-        twiml.conference_response(f"cc-interaction-{interaction.id}", ends_on_exit=True)
-    )
+    return _twiml(twiml.conference_response(f"cc-interaction-{interaction.id}", ends_on_exit=True))
 
 
 @bp.post("/voice/status")

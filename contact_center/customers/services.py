@@ -183,9 +183,7 @@ def suggest_for_phone(raw_number: str | None, limit: int = 5) -> list[dict[str, 
         .where(CustomerIdentity.kind == "phone", CustomerIdentity.value.like(f"%{tail}"))
         .limit(limit)
     )
-    return [
-        {"id": c.id, "name": c.name, "reason": "phone number ends the same"} for c in customers
-    ]
+    return [{"id": c.id, "name": c.name, "reason": "phone number ends the same"} for c in customers]
 
 
 def customer_summary(customer: Customer) -> dict[str, Any]:

@@ -9,8 +9,9 @@ def enqueue_response(queue_name: str, wait_url: str, action_url: str, greeting: 
     """Greet the caller and hold them in a Twilio queue until an agent accepts."""
     response = VoiceResponse()
     response.say(greeting)
-    response.enqueue(queue_name, wait_url=wait_url, wait_url_method="POST", action=action_url,
-                     method="POST")
+    response.enqueue(
+        queue_name, wait_url=wait_url, wait_url_method="POST", action=action_url, method="POST"
+    )
     return str(response)
 
 

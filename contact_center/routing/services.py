@@ -54,9 +54,7 @@ def _store() -> RoutingStore:
 
 def default_queue() -> Queue:
     """The queue calls go to before the IVR picks one; created on first use."""
-    queue = db.session.scalar(
-        sa.select(Queue).order_by(Queue.is_default.desc(), Queue.id).limit(1)
-    )
+    queue = db.session.scalar(sa.select(Queue).order_by(Queue.is_default.desc(), Queue.id).limit(1))
     if queue is None:
         queue = create_queue(name="General", channels=["voice", "email"], is_default=True)
     return queue
@@ -118,8 +116,9 @@ def receive_call(call_sid: str, from_number: str | None, to_number: str | None) 
     )
     db.session.add(interaction)
     db.session.flush()
-    log.info("call %s from %s queued as interaction %s", call_sid, mask(from_number),
-             interaction.id)
+    log.info(
+        "call %s from %s queued as interaction %s", call_sid, mask(from_number), interaction.id
+    )
     return interaction
 
 
@@ -260,8 +259,9 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     _set_agent(agent, "busy", now)
     db.session.commit()
     get_store().set_status(agent.id, "busy")
-    emit_to_agent(agent.id, "assigned",
-                  {"interaction_id": interaction.id, "reservation_id": reservation.id})
+    emit_to_agent(
+        agent.id, "assigned", {"interaction_id": interaction.id, "reservation_id": reservation.id}
+    )
     emit_to_agent(agent.id, "status", agent_status_payload(agent))
     if interaction.channel == "voice":
         _connect_call(interaction, reservation, agent)
@@ -411,8 +411,11 @@ def _abandon(interaction: Interaction, now: datetime) -> Interaction:
 
 
 def _finish_wrapup_if_none(agent: User, interaction: Interaction) -> None:
-    if interaction.queue is not None and interaction.queue.wrapup_s == 0 \
-            and agent.status == "wrapup":
+    if (
+        interaction.queue is not None
+        and interaction.queue.wrapup_s == 0
+        and agent.status == "wrapup"
+    ):
         finish_wrapup(agent)
 
 
@@ -503,8 +506,11 @@ def rebuild_state() -> dict[str, int]:
                 store.set_status(agent.id, agent.status)
         store.mark_built()
     for reservation in pending:
-        emit_to_agent(reservation.agent_id, "offer_revoked",
-                      {"reservation_id": reservation.id, "reason": "routing state rebuilt"})
+        emit_to_agent(
+            reservation.agent_id,
+            "offer_revoked",
+            {"reservation_id": reservation.id, "reason": "routing state rebuilt"},
+        )
     queue_ids = db.session.scalars(sa.select(Queue.id)).all()
     for queue_id in queue_ids:
         dispatch_queue(queue_id)

@@ -96,16 +96,18 @@ class _Handler(BaseHTTPRequestHandler):
             state.changed.notify_all()
             if sid is None and method == "POST":
                 sid = "CA" + secrets.token_hex(16)
-                state.calls[sid] = {"to": form.get("To"), "from": form.get("From"),
-                                    "url": form.get("Url"), "status": "queued"}
+                state.calls[sid] = {
+                    "to": form.get("To"),
+                    "from": form.get("From"),
+                    "url": form.get("Url"),
+                    "status": "queued",
+                }
                 self._send(201, _call_json(state, sid, state.calls[sid]))
                 return
             if sid is None or sid in state.gone:
-                self._send(404, {"code": 20404, "message": f"Call {sid} not found",
-                                 "status": 404})
+                self._send(404, {"code": 20404, "message": f"Call {sid} not found", "status": 404})
                 return
-            call = state.calls.setdefault(sid, {"status": "in-progress",
-                                                "direction": "inbound"})
+            call = state.calls.setdefault(sid, {"status": "in-progress", "direction": "inbound"})
             if method == "POST":
                 if "Url" in form:
                     call["url"] = form["Url"]
@@ -123,8 +125,9 @@ class _Handler(BaseHTTPRequestHandler):
 class TwilioStubServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, account_sid: str, auth_token: str, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, account_sid: str, auth_token: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.state = StubState(account_sid, auth_token)
 

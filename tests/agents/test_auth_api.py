@@ -46,12 +46,14 @@ def test_bad_token_requests_are_validated(client):
     assert missing.status_code == 422
     fields = missing.get_json()["error"]["fields"]
     assert fields == {"password": ["Missing data for required field."]}
-    malformed = client.post("/api/v1/auth/tokens", data="{not json",
-                            content_type="application/json")
+    malformed = client.post(
+        "/api/v1/auth/tokens", data="{not json", content_type="application/json"
+    )
     assert malformed.status_code == 400
     assert malformed.get_json()["error"]["code"] == "bad_request"
-    extra = client.post("/api/v1/auth/tokens",
-                        json={"username": "a", "password": "b", "admin": True})
+    extra = client.post(
+        "/api/v1/auth/tokens", json={"username": "a", "password": "b", "admin": True}
+    )
     assert extra.status_code == 422
     assert "admin" in extra.get_json()["error"]["fields"]
 
@@ -77,8 +79,7 @@ def test_no_credentials_and_garbage_schemes_get_401(client):
     assert client.get("/api/v1/customers").status_code == 401
     basic = client.get("/api/v1/customers", headers={"Authorization": "Basic abc"})
     assert basic.status_code == 401
-    assert client.get("/api/v1/customers",
-                      headers={"Authorization": "Bearer "}).status_code == 401
+    assert client.get("/api/v1/customers", headers={"Authorization": "Bearer "}).status_code == 401
 
 
 def test_session_login_reads_but_cannot_write_without_token(client, create_user):
@@ -86,8 +87,9 @@ def test_session_login_reads_but_cannot_write_without_token(client, create_user)
     page = client.get("/login")
     token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1]
     csrf = token.split('"')[0]
-    login = client.post("/login", data={"username": "alice", "password": PASSWORD,
-                                        "csrf_token": csrf})
+    login = client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf}
+    )
     assert login.status_code == 302
     assert client.get("/api/v1/customers").status_code == 200
     write = client.post("/api/v1/customers", json={"name": "Someone"})

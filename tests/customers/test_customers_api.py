@@ -21,18 +21,33 @@ def _count_customers() -> int:
 
 
 def test_phone_formats_find_one_person(client, headers):
-    created = client.post("/api/v1/customers", headers=headers, json={
-        "name": "Margaret Holloway", "phones": ["+44 20 7946 0018"],
-        "emails": ["M.Holloway@Example.co.uk"], "tier": "A", "tags": ["vip"],
-    })
+    created = client.post(
+        "/api/v1/customers",
+        headers=headers,
+        json={
+            "name": "Margaret Holloway",
+            "phones": ["+44 20 7946 0018"],
+            "emails": ["M.Holloway@Example.co.uk"],
+            "tier": "A",
+            "tags": ["vip"],
+        },
+    )
     assert created.status_code == 201, created.get_json()
     body = created.get_json()
     assert {"kind": "phone", "value": "+442079460018"} in body["identities"]
     assert {"kind": "email", "value": "m.holloway@example.co.uk"} in body["identities"]
-    client.post("/api/v1/customers", headers=headers, json={"name": "Someone Else",
-                                                             "phones": ["+44 161 496 0321"]})
-    for query in ("+44 20 7946 0018", "020 7946 0018", "00442079460018", "Holloway",
-                  "m.holloway@EXAMPLE.co.uk"):
+    client.post(
+        "/api/v1/customers",
+        headers=headers,
+        json={"name": "Someone Else", "phones": ["+44 161 496 0321"]},
+    )
+    for query in (
+        "+44 20 7946 0018",
+        "020 7946 0018",
+        "00442079460018",
+        "Holloway",
+        "m.holloway@EXAMPLE.co.uk",
+    ):
         found = client.get("/api/v1/customers", headers=headers, query_string={"q": query})
         assert found.status_code == 200
         assert [c["id"] for c in found.get_json()] == [body["id"]], query
@@ -50,10 +65,14 @@ def test_logs_never_see_full_numbers_or_addresses():
 
 
 def test_get_and_patch(client, headers):
-    customer_id = client.post("/api/v1/customers", headers=headers,
-                              json={"name": "Wei Zhang"}).get_json()["id"]
-    patched = client.patch(f"/api/v1/customers/{customer_id}", headers=headers,
-                           json={"tier": "B", "phones": ["0161 496 0321"], "region": "Manchester"})
+    customer_id = client.post(
+        "/api/v1/customers", headers=headers, json={"name": "Wei Zhang"}
+    ).get_json()["id"]
+    patched = client.patch(
+        f"/api/v1/customers/{customer_id}",
+        headers=headers,
+        json={"tier": "B", "phones": ["0161 496 0321"], "region": "Manchester"},
+    )
     assert patched.status_code == 200
     got = client.get(f"/api/v1/customers/{customer_id}", headers=headers).get_json()
     assert got["tier"] == "B"
@@ -86,8 +105,9 @@ def test_invalid_create_is_422_and_writes_nothing(client, headers, payload, fiel
 
 
 def test_malformed_json_is_400(client, headers):
-    response = client.post("/api/v1/customers", headers=headers, data="{",
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/customers", headers=headers, data="{", content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "bad_request"
     assert _count_customers() == 0
@@ -95,8 +115,9 @@ def test_malformed_json_is_400(client, headers):
 
 def test_identity_of_another_customer_is_a_conflict(client, headers):
     client.post("/api/v1/customers", headers=headers, json={"name": "A", "phones": ["02079460018"]})
-    second = client.post("/api/v1/customers", headers=headers,
-                         json={"name": "B", "phones": ["+44 20 7946 0018"]})
+    second = client.post(
+        "/api/v1/customers", headers=headers, json={"name": "B", "phones": ["+44 20 7946 0018"]}
+    )
     assert second.status_code == 409
     assert second.get_json()["error"]["code"] == "conflict"
     assert _count_customers() == 1
@@ -104,22 +125,51 @@ def test_identity_of_another_customer_is_a_conflict(client, headers):
 
 def test_history_is_the_screen_pop(client, headers, create_user):
     bob = create_user("bob", display_name="Bob Chen")
-    customer_id = client.post("/api/v1/customers", headers=headers,
-                              json={"name": "Wei Zhang", "phones": ["+441614960321"]}
-                              ).get_json()["id"]
+    customer_id = client.post(
+        "/api/v1/customers",
+        headers=headers,
+        json={"name": "Wei Zhang", "phones": ["+441614960321"]},
+    ).get_json()["id"]
     db.session.add(CustomerNote(customer_id=customer_id, author_id=bob.id, text="Prefers zh."))
-    db.session.add(Interaction(channel="voice", external_id="x1", customer_id=customer_id,
-                               status="ended", outcome="answered", duration_s=61,
-                               disposition="resolved", agent_id=bob.id, satisfaction=4))
-    db.session.add(Interaction(channel="email", external_id="x2", customer_id=customer_id,
-                               status="ended", outcome="answered", satisfaction=2))
+    db.session.add(
+        Interaction(
+            channel="voice",
+            external_id="x1",
+            customer_id=customer_id,
+            status="ended",
+            outcome="answered",
+            duration_s=61,
+            disposition="resolved",
+            agent_id=bob.id,
+            satisfaction=4,
+        )
+    )
+    db.session.add(
+        Interaction(
+            channel="email",
+            external_id="x2",
+            customer_id=customer_id,
+            status="ended",
+            outcome="answered",
+            satisfaction=2,
+        )
+    )
     db.session.commit()
     history = client.get(f"/api/v1/customers/{customer_id}/history", headers=headers).get_json()
-    assert set(history) >= {"customer", "open_tickets", "complaints", "recent_interactions",
-                            "notes", "satisfaction"}
+    assert set(history) >= {
+        "customer",
+        "open_tickets",
+        "complaints",
+        "recent_interactions",
+        "notes",
+        "satisfaction",
+    }
     assert history["customer"]["name"] == "Wei Zhang"
-    assert history["notes"][0] == {"at": history["notes"][0]["at"], "author": "Bob Chen",
-                                   "text": "Prefers zh."}
+    assert history["notes"][0] == {
+        "at": history["notes"][0]["at"],
+        "author": "Bob Chen",
+        "text": "Prefers zh.",
+    }
     assert history["notes"][0]["at"].endswith("Z")
     voice = next(i for i in history["recent_interactions"] if i["channel"] == "voice")
     assert voice["agent"] == "Bob Chen"

@@ -45,8 +45,9 @@ def test_supervisors_may_use_the_agent_console(create_user, agent_socket):
         ("wrapup_done", {"interaction_id": None}, "validation_error"),
     ],
 )
-def test_invalid_events_get_a_failed_ack_and_change_nothing(create_user, agent_socket, event,
-                                                           payload, code):
+def test_invalid_events_get_a_failed_ack_and_change_nothing(
+    create_user, agent_socket, event, payload, code
+):
     from contact_center.extensions import db
 
     alice = create_user("alice")

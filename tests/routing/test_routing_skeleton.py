@@ -48,8 +48,9 @@ def test_longest_idle_agent_gets_the_call(queue, create_user, agent_socket, twil
     assert _received(bob_socket, "offer") == []
 
 
-def test_reject_returns_the_call_to_its_place_and_offers_it_on(queue, create_user, agent_socket,
-                                                               twilio_post):
+def test_reject_returns_the_call_to_its_place_and_offers_it_on(
+    queue, create_user, agent_socket, twilio_post
+):
     alice, bob = create_user("alice"), create_user("bob")
     alice_socket, bob_socket = agent_socket(alice), agent_socket(bob)
     _available(alice_socket)
@@ -59,8 +60,12 @@ def test_reject_returns_the_call_to_its_place_and_offers_it_on(queue, create_use
     assert offer["interaction"]["id"] == first.id
     assert routing.get_store().waiting(queue.id) == [second.id]
 
-    ack = alice_socket.emit("reject", {"reservation_id": offer["reservation_id"], "reason": "x"},
-                            namespace="/agent", callback=True)
+    ack = alice_socket.emit(
+        "reject",
+        {"reservation_id": offer["reservation_id"], "reason": "x"},
+        namespace="/agent",
+        callback=True,
+    )
     assert ack["ok"] is True
     # Alice is the only agent, so the first caller (still first in line) comes back to her.
     again = _received(alice_socket, "offer")
@@ -88,8 +93,9 @@ def test_going_offline_returns_a_pending_offer(queue, create_user, agent_socket,
 
 
 def test_only_qualified_agents_get_offers(app, create_user, agent_socket, twilio_post):
-    routing.create_queue(name="Mandarin", channels=["voice"], required_skills={"lang:zh": 3},
-                         is_default=True)
+    routing.create_queue(
+        name="Mandarin", channels=["voice"], required_skills={"lang:zh": 3}, is_default=True
+    )
     db.session.commit()
     novice = create_user("novice", skills={"lang:zh": 2})
     expert = create_user("expert", skills={"lang:zh": 4})
@@ -117,24 +123,31 @@ def test_complete_and_wrapup(queue, create_user, agent_socket, twilio_post, twil
     _available(socket)
     interaction = _call(twilio_post, 1)
     offer = _received(socket, "offer")[0]
-    socket.emit("accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent",
-                callback=True)
-    early = socket.emit("wrapup_done", {"interaction_id": interaction.id}, namespace="/agent",
-                        callback=True)
+    socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
+    early = socket.emit(
+        "wrapup_done", {"interaction_id": interaction.id}, namespace="/agent", callback=True
+    )
     assert early["ok"] is False
     assert early["error"]["code"] == "conflict"
-    done = socket.emit("complete", {"interaction_id": interaction.id, "disposition": "resolved",
-                                    "notes": "Card unblocked."}, namespace="/agent",
-                       callback=True)
+    done = socket.emit(
+        "complete",
+        {"interaction_id": interaction.id, "disposition": "resolved", "notes": "Card unblocked."},
+        namespace="/agent",
+        callback=True,
+    )
     assert done["ok"] is True
     assert done["interaction"]["status"] == "ended"
-    hang_ups = twilio_stub.wait_for(lambda r: r.call_sid == call_sid(1)
-                                    and r.form.get("Status") == "completed")
+    hang_ups = twilio_stub.wait_for(
+        lambda r: r.call_sid == call_sid(1) and r.form.get("Status") == "completed"
+    )
     assert hang_ups
     db.session.refresh(alice)
     assert alice.status == "wrapup"
-    ack = socket.emit("wrapup_done", {"interaction_id": interaction.id}, namespace="/agent",
-                      callback=True)
+    ack = socket.emit(
+        "wrapup_done", {"interaction_id": interaction.id}, namespace="/agent", callback=True
+    )
     assert ack["ok"] is True
     assert ack["status"] == "available"
     db.session.refresh(interaction)
@@ -142,21 +155,25 @@ def test_complete_and_wrapup(queue, create_user, agent_socket, twilio_post, twil
     assert interaction.notes == "Card unblocked."
 
 
-def test_accepting_twice_or_someone_elses_offer_fails(queue, create_user, agent_socket,
-                                                      twilio_post):
+def test_accepting_twice_or_someone_elses_offer_fails(
+    queue, create_user, agent_socket, twilio_post
+):
     alice, bob = create_user("alice"), create_user("bob")
     alice_socket, bob_socket = agent_socket(alice), agent_socket(bob)
     _available(alice_socket)
     _call(twilio_post, 1)
     offer = _received(alice_socket, "offer")[0]
-    stolen = bob_socket.emit("accept", {"reservation_id": offer["reservation_id"]},
-                             namespace="/agent", callback=True)
+    stolen = bob_socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
     assert stolen["ok"] is False
     assert stolen["error"]["code"] == "not_found"
-    first = alice_socket.emit("accept", {"reservation_id": offer["reservation_id"]},
-                              namespace="/agent", callback=True)
-    second = alice_socket.emit("accept", {"reservation_id": offer["reservation_id"]},
-                               namespace="/agent", callback=True)
+    first = alice_socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
+    second = alice_socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
     assert first["ok"] is True
     assert second["ok"] is False
     assert second["error"]["code"] == "conflict"
@@ -168,15 +185,17 @@ def test_busy_agent_cannot_go_available(queue, create_user, agent_socket, twilio
     _available(socket)
     _call(twilio_post, 1)
     offer = _received(socket, "offer")[0]
-    socket.emit("accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent",
-                callback=True)
+    socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
     ack = socket.emit("set_status", {"status": "away"}, namespace="/agent", callback=True)
     assert ack["ok"] is False
     assert ack["error"]["code"] == "conflict"
 
 
-def test_rebuild_restores_waiting_calls_and_idle_agents(queue, create_user, agent_socket,
-                                                        twilio_post, app):
+def test_rebuild_restores_waiting_calls_and_idle_agents(
+    queue, create_user, agent_socket, twilio_post, app
+):
     first = _call(twilio_post, 1)
     second = _call(twilio_post, 2)
     store = routing.get_store()
@@ -191,8 +210,14 @@ def test_rebuild_restores_waiting_calls_and_idle_agents(queue, create_user, agen
     assert counts == {"waiting": 2, "agents": 1, "revoked_offers": 1}
     assert _received(socket, "offer_revoked")[0]["reservation_id"] == offer["reservation_id"]
     # After the rebuild the returned call is offered again, to the only agent.
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Reservation).where(
-        Reservation.status == "pending")) == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Reservation)
+            .where(Reservation.status == "pending")
+        )
+        == 1
+    )
 
 
 def test_queue_model_defaults(queue):

@@ -23,8 +23,13 @@ def _call(n: int, **extra) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "path",
-    [VOICE, f"{VOICE}/wait", f"{VOICE}/enqueue-result", f"{VOICE}/status",
-     f"{VOICE}/connect/abc?leg=caller"],
+    [
+        VOICE,
+        f"{VOICE}/wait",
+        f"{VOICE}/enqueue-result",
+        f"{VOICE}/status",
+        f"{VOICE}/connect/abc?leg=caller",
+    ],
 )
 def test_every_voice_webhook_refuses_unsigned_and_forged(twilio_post, path):
     params = _call(1, CallStatus="completed", QueueResult="hangup")
@@ -48,8 +53,7 @@ def test_without_auth_token_voice_is_refused(app_config, twilio_stub):
 
     app_config["TWILIO_AUTH_TOKEN"] = None
     app = create_app(app_config)
-    response = app.test_client().post(VOICE, data=_call(1),
-                                      headers={"X-Twilio-Signature": "x"})
+    response = app.test_client().post(VOICE, data=_call(1), headers={"X-Twilio-Signature": "x"})
     assert response.status_code == 403
 
 
@@ -115,12 +119,12 @@ def test_status_for_unknown_call_is_accepted_and_ignored(twilio_post):
 
 
 def test_connect_for_unknown_reservation_hangs_up_politely(twilio_post):
-    response = twilio_post(f"{VOICE}/connect/nope", {"CallSid": call_sid(6)},
-                           query={"leg": "caller"})
+    response = twilio_post(
+        f"{VOICE}/connect/nope", {"CallSid": call_sid(6)}, query={"leg": "caller"}
+    )
     assert response.status_code == 200
     assert b"<Hangup" in response.data
-    bad_leg = twilio_post(f"{VOICE}/connect/nope", {"CallSid": call_sid(6)},
-                          query={"leg": "boss"})
+    bad_leg = twilio_post(f"{VOICE}/connect/nope", {"CallSid": call_sid(6)}, query={"leg": "boss"})
     assert bad_leg.status_code == 422
 
 
@@ -133,11 +137,13 @@ def test_redirect_failure_leaves_interaction_for_status_callback(
     twilio_stub.state.gone.add(call_sid(7))  # the caller hung up before the redirect
     twilio_post(VOICE, _call(7))
     reservation = db.session.scalar(sa.select(Reservation))
-    ack = socket.emit("accept", {"reservation_id": reservation.id}, namespace="/agent",
-                      callback=True)
+    ack = socket.emit(
+        "accept", {"reservation_id": reservation.id}, namespace="/agent", callback=True
+    )
     assert ack["ok"] is True
-    twilio_post(f"{VOICE}/status", _call(7, CallStatus="completed", SequenceNumber="2",
-                                         CallDuration="0"))
+    twilio_post(
+        f"{VOICE}/status", _call(7, CallStatus="completed", SequenceNumber="2", CallDuration="0")
+    )
     interaction = db.session.scalar(sa.select(Interaction))
     db.session.refresh(interaction)
     assert interaction.status == "ended"

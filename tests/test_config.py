@@ -1,0 +1,36 @@
+"""Configuration: embedded defaults, environment, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from contact_center import config
+
+
+def test_environment_values_are_coerced():
+    values = config.from_environment(
+        {"SMTP_PORT": "2525", "DEMO_SIMULATOR": "1", "REDIS_URL": "redis://x", "UNRELATED": "y"}
+    )
+    assert values == {"SMTP_PORT": 2525, "DEMO_SIMULATOR": True, "REDIS_URL": "redis://x"}
+
+
+def test_real_backends_need_a_secret_key(tmp_path):
+    values = config.default_config(str(tmp_path))
+    values["DATABASE_URL"] = "postgresql://db/cc"
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        config.finalise(values)
+
+
+def test_embedded_mode_gets_a_random_secret_and_sqlite(tmp_path):
+    values = config.finalise(config.default_config(str(tmp_path)))
+    assert len(values["SECRET_KEY"]) == 64
+    assert values["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert values["SOCKETIO_MESSAGE_QUEUE"] is None
+
+
+def test_postgres_urls_use_psycopg_and_redis_is_the_message_queue(tmp_path):
+    values = config.default_config(str(tmp_path))
+    values.update(SECRET_KEY="s", DATABASE_URL="postgres://u@h/db", REDIS_URL="redis://r:6379/0")
+    values = config.finalise(values)
+    assert values["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+    assert values["SOCKETIO_MESSAGE_QUEUE"] == "redis://r:6379/0"
