@@ -14,6 +14,26 @@ demo_cli = AppGroup("demo", help="Demo data.")
 routing_cli = AppGroup("routing", help="Routing state in Redis.")
 
 
+@click.command("worker")
+def worker_command():
+    """Run the background worker: routing timers (offer timeouts, overflow, wrap-up)."""
+    import signal
+    import threading
+
+    from contact_center.worker import run_forever
+
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException(
+            "Embedded mode runs the worker inside the web server; set REDIS_URL to run "
+            "separate worker processes."
+        )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo("Worker running: routing timers. Ctrl-C to stop.")
+    run_forever(current_app._get_current_object(), stop)
+
+
 @users_cli.command("create")
 @click.option("--username", required=True)
 @click.option("--password", required=True, help="At least 8 characters.")
@@ -68,5 +88,5 @@ def rebuild_command():
 
 def register_cli(app: Flask) -> None:
     """Add the command groups to `flask`."""
-    for group in (users_cli, demo_cli, routing_cli):
+    for group in (users_cli, demo_cli, routing_cli, worker_command):
         app.cli.add_command(group)

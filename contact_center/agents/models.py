@@ -14,6 +14,7 @@ from contact_center.extensions import db
 ROLES = ("agent", "supervisor", "admin")
 # A role includes the permissions of the roles before it.
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+PRESENCES = ("available", "away", "offline")
 AGENT_STATUSES = ("offline", "available", "reserved", "busy", "wrapup", "away")
 DEFAULT_CAPACITY = {"voice": 1, "email": 3, "callback": 1}
 
@@ -28,9 +29,15 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(sa.String(20), default="agent")
     team: Mapped[str | None] = mapped_column(sa.String(80))
     capacity: Mapped[dict] = mapped_column(sa.JSON, default=lambda: dict(DEFAULT_CAPACITY))
+    # What the agent chose (available, away, offline) ...
+    presence: Mapped[str] = mapped_column(sa.String(20), default="offline")
+    # ... and what they are doing, derived from presence, offers and interactions.
     status: Mapped[str] = mapped_column(sa.String(20), default="offline")
     status_reason: Mapped[str | None] = mapped_column(sa.String(200))
     status_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the agent last became free for work (longest-idle routing) and last got an offer.
+    idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_offer_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_active_user: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

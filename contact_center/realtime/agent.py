@@ -101,8 +101,14 @@ class AgentNamespace(Namespace):
             return False  # refuses the connection
         session["agent_id"] = user.id
         join_room(agent_room(user.id))
+        routing.agent_connected(user)
         emit("status", routing.agent_status_payload(user))
         return True
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        agent = db.session.get(User, session.get("agent_id"))
+        if agent is not None:
+            routing.agent_disconnected(agent)
 
     @agent_event(SetStatusEvent)
     def on_set_status(self, agent: User, payload: dict) -> dict:

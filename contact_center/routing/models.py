@@ -13,7 +13,10 @@ from contact_center.db_types import UTCDateTime, utcnow
 from contact_center.extensions import db
 
 CHANNELS = ("voice", "email", "callback")
-INTERACTION_STATUSES = ("queued", "offered", "connecting", "active", "ended")
+INTERACTION_STATUSES = ("queued", "offered", "connecting", "active", "wrapup", "ended")
+# Interactions holding a slot of the agent's channel capacity.
+HOLDING_STATUSES = ("connecting", "active", "wrapup")
+STRATEGIES = ("longest_idle", "least_occupied", "round_robin")
 OUTCOMES = ("answered", "abandoned", "voicemail", "callback", "failed")
 RESERVATION_STATUSES = ("pending", "accepted", "rejected", "timeout", "revoked")
 
@@ -27,6 +30,18 @@ class Queue(db.Model):
     # {skill: minimum level}; an agent needs all of them to be offered this queue's work.
     required_skills: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     ordering: Mapped[str] = mapped_column(sa.String(20), default="fifo")
+    strategy: Mapped[str] = mapped_column(sa.String(20), default="longest_idle")
+    # Breaks ties between queues when a free agent picks the best waiting interaction.
+    weight: Mapped[int] = mapped_column(default=0)
+    # Teams whose agents serve this queue; empty = every team.
+    teams: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # Ordered steps: {"after_s": 30, "relax": {"lang:zh": 2}} lowers minimum levels (0 drops
+    # the skill), {"after_s": 60, "add_teams": ["Cards"]} widens the teams, {"after_s": 90,
+    # "queue": "General"} moves the interaction to another queue, keeping its place.
+    overflow_steps: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # Whether an agent on a voice call may still be offered this queue's other channels.
+    allow_during_voice: Mapped[bool] = mapped_column(default=False)
+    max_missed_offers: Mapped[int] = mapped_column(default=2)
     wrapup_s: Mapped[int] = mapped_column(default=0)
     service_level_threshold_s: Mapped[int] = mapped_column(default=20)
     offer_timeout_s: Mapped[int] = mapped_column(default=15)
@@ -50,6 +65,17 @@ class Interaction(db.Model):
     queue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("queues.id"), index=True)
     priority: Mapped[int] = mapped_column(default=0)
     required_skills: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    is_complaint: Mapped[bool] = mapped_column(default=False)
+    # An agent who should get this first (owner, last agent), until preferred_until.
+    preferred_agent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    preferred_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Overflow steps applied so far (tier = relaxations applied).
+    overflow_step: Mapped[int] = mapped_column(default=0)
+    # When it entered its current queue: overflow steps count from here.
+    queue_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wrapup_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The queue score (enqueue time minus priority credit): kept so a returned offer
     # goes back to the same place in the queue.
     queue_score: Mapped[float | None] = mapped_column(sa.Float)
@@ -70,7 +96,8 @@ class Interaction(db.Model):
 
     customer: Mapped[Customer | None] = relationship()
     queue: Mapped[Queue | None] = relationship()
-    agent: Mapped[User | None] = relationship()
+    agent: Mapped[User | None] = relationship(foreign_keys=[agent_id])
+    preferred_agent: Mapped[User | None] = relationship(foreign_keys=[preferred_agent_id])
 
 
 class Reservation(db.Model):

@@ -1,14 +1,16 @@
-"""Routing services: enqueue, offer, accept, reject, complete, agent status, rebuild.
+"""Routing services: enqueue, offer, accept, reject, time out, complete, wrap-up, rebuild.
 
-The database is the record; Redis (RoutingStore) holds who waits and who is idle. Every
-change is committed to the database first, then mirrored to Redis, so a rebuild from the
-database can always restore Redis.
+The database is the record; Redis (RoutingStore) holds who waits where and who is free.
+Reservations are made atomically in Redis (one Lua script), then recorded in the database;
+everything else is committed to the database first and mirrored to Redis, so a rebuild
+from the database always restores a consistent Redis.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 
-from contact_center.agents.models import User
+from contact_center.agents.models import PRESENCES, User
 from contact_center.customers.services import identify_caller, mask, screen_pop_for_caller
 from contact_center.db_types import isoformat, utcnow
 from contact_center.errors import APIError, Conflict, NotFound
@@ -24,16 +26,30 @@ from contact_center.extensions import db
 from contact_center.ivr import calls
 from contact_center.realtime.events import emit_to_agent
 from contact_center.redis_client import get_redis
-from contact_center.routing.models import Interaction, Queue, Reservation
-from contact_center.routing.store import REBUILD_LOCK_KEY, RoutingStore
+from contact_center.routing import policy
+from contact_center.routing.models import HOLDING_STATUSES, Interaction, Queue, Reservation
+from contact_center.routing.store import (
+    REBUILD_LOCK,
+    TAG,
+    Offer,
+    RoutingStore,
+    idle_key,
+    personal_key,
+    waiting_key,
+)
 
 log = logging.getLogger(__name__)
 
-# Seconds of queue credit: a tier-A caller is placed as if they had called two minutes earlier.
-TIER_CREDIT_S = {"A": 120.0, "B": 30.0, "C": 0.0}
-PRIORITY_CREDIT_S = 30.0
-SETTABLE_STATUSES = ("available", "away", "offline")
+SETTABLE_STATUSES = PRESENCES
 FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+LIVE_STATUSES = ("connecting", "active")
+DISCONNECT_GRACE_S = 30
+STEP_RETRY_S = 2
+MAX_MATCHES_PER_CALL = 1000
+PREFERRED_AGENT_S = 20  # how long an interaction waits for its preferred agent
+
+
+# ---------------------------------------------------------------- store and queues
 
 
 def get_store() -> RoutingStore:
@@ -52,6 +68,10 @@ def _store() -> RoutingStore:
     return store
 
 
+def _sigs_key(queue_id: int) -> str:
+    return f"{TAG}:sigs:{queue_id}"
+
+
 def default_queue() -> Queue:
     """The queue calls go to before the IVR picks one; created on first use."""
     queue = db.session.scalar(sa.select(Queue).order_by(Queue.is_default.desc(), Queue.id).limit(1))
@@ -61,132 +81,266 @@ def default_queue() -> Queue:
 
 
 def create_queue(**fields: Any) -> Queue:
-    """Create a queue (flushed) and let the available agents who qualify wait on it."""
+    """Create a queue (flushed, the caller commits) and let available agents who qualify wait."""
     queue = Queue(**fields)
     db.session.add(queue)
     db.session.flush()
-    store = get_store()
-    available = db.session.scalars(sa.select(User).where(User.status == "available"))
-    for agent in available:
-        if qualifies(agent, queue):
-            store.set_available(agent.id, [queue.id], agent.status_since.timestamp())
+    get_store()
+    for agent in _available_agents():
+        _make_available(agent)
     return queue
 
 
-def queue_score(enqueued_at: datetime, priority: int, tier: str | None) -> float:
-    """Enqueue time minus priority credit: boosted callers jump ahead but time still counts."""
-    credit = TIER_CREDIT_S.get(tier or "C", 0.0) + PRIORITY_CREDIT_S * priority
-    return enqueued_at.timestamp() - credit
+def _all_queues() -> list[Queue]:
+    return list(db.session.scalars(sa.select(Queue).order_by(Queue.id)))
 
 
-def qualifies(agent: User, queue: Queue) -> bool:
-    """True when the agent has every skill the queue needs and capacity on its channels."""
+def _available_agents() -> list[User]:
+    return list(db.session.scalars(sa.select(User).where(User.presence == "available")))
+
+
+# ---------------------------------------------------------------- pools
+
+
+@dataclass(frozen=True)
+class Membership:
+    queue: Queue
+    channel: str
+    sig: str
+    tier: int
+    tier_count: int
+
+
+def _tiers(queue: Queue, sig: str) -> list[policy.Requirement]:
+    return policy.tiers(
+        queue.required_skills or {},
+        queue.teams or [],
+        queue.overflow_steps or [],
+        policy.parse_signature(sig),
+    )
+
+
+def _sigs(queue_id: int) -> list[str]:
+    return ["", *sorted(s for s in _store().redis.smembers(_sigs_key(queue_id)) if s)]
+
+
+def _extra_skills(interaction: Interaction, queue: Queue) -> dict[str, int]:
+    own = interaction.required_skills or {}
+    base = queue.required_skills or {}
+    return {s: lv for s, lv in own.items() if int(lv) > int(base.get(s, 0))}
+
+
+def _interaction_tier(interaction: Interaction, queue: Queue) -> int:
+    applied = (queue.overflow_steps or [])[: interaction.overflow_step]
+    return len(policy.relaxing_steps(applied))
+
+
+def _pool_of(interaction: Interaction) -> str:
+    queue = interaction.queue
+    sig = policy.signature(_extra_skills(interaction, queue))
+    tier = min(_interaction_tier(interaction, queue), len(_tiers(queue, sig)) - 1)
+    return policy.pool_name(queue.id, interaction.channel, sig, tier)
+
+
+def _waiting_key_of(interaction: Interaction, now: datetime) -> str:
+    if (
+        interaction.preferred_agent_id
+        and interaction.preferred_until
+        and (interaction.preferred_until > now)
+    ):
+        return personal_key(interaction.preferred_agent_id, interaction.channel)
+    return waiting_key(_pool_of(interaction))
+
+
+def _register_sig(queue: Queue, sig: str) -> None:
+    """Remember a skill signature in use; agents who qualify join its pools at once."""
+    if sig and _store().redis.sadd(_sigs_key(queue.id), sig):
+        for agent in _available_agents():
+            _make_available(agent)
+
+
+def memberships(agent: User, queues: list[Queue] | None = None) -> list[Membership]:
+    """Every pool an agent serves: per queue, channel with capacity, signature, strictest tier."""
     levels = agent.skill_levels()
-    skilled = all(levels.get(skill, 0) >= level for skill, level in queue.required_skills.items())
-    has_capacity = any((agent.capacity or {}).get(channel, 0) > 0 for channel in queue.channels)
-    return skilled and has_capacity
+    capacity = agent.capacity or {}
+    result = []
+    for queue in queues if queues is not None else _all_queues():
+        for channel in queue.channels or []:
+            if capacity.get(channel, 0) <= 0:
+                continue
+            for sig in _sigs(queue.id):
+                requirements = _tiers(queue, sig)
+                tier = policy.strictest_tier(requirements, levels, agent.team)
+                if tier is not None:
+                    result.append(Membership(queue, channel, sig, tier, len(requirements)))
+    return result
 
 
-def eligible_queue_ids(agent: User) -> list[int]:
-    """The queues an agent serves."""
-    queues = db.session.scalars(sa.select(Queue).order_by(Queue.id))
-    return [queue.id for queue in queues if qualifies(agent, queue)]
+def _make_available(agent: User, members: list[Membership] | None = None) -> None:
+    """Put a free agent in the idle set of every pool they serve, scored by each strategy."""
+    if agent.presence != "available":
+        return
+    store = _store()
+    idle_since = (agent.idle_since or agent.status_since or utcnow()).timestamp()
+    last_offer = agent.last_offer_at.timestamp() if agent.last_offer_at else 0.0
+    scores = {}
+    for m in members if members is not None else memberships(agent):
+        load = store.load(agent.id, m.channel)
+        pool = policy.pool_name(m.queue.id, m.channel, m.sig, m.tier)
+        scores[idle_key(pool)] = policy.agent_score(
+            m.queue.strategy, idle_since=idle_since, last_offer_at=last_offer, load=load
+        )
+    store.add_idle(agent.id, scores)
 
 
-def receive_call(call_sid: str, from_number: str | None, to_number: str | None) -> Interaction:
-    """Record an incoming call as a queued interaction (flushed, not committed)."""
-    existing = db.session.scalar(sa.select(Interaction).where(Interaction.external_id == call_sid))
-    if existing is not None:
-        return existing
-    customer = identify_caller(from_number)
-    queue = default_queue()
-    now = utcnow()
-    interaction = Interaction(
-        channel="voice",
-        direction="inbound",
-        external_id=call_sid,
-        from_address=from_number,
-        to_address=to_number,
-        customer_id=customer.id if customer else None,
-        queue_id=queue.id,
-        required_skills=dict(queue.required_skills),
-        status="queued",
-        enqueued_at=now,
-        queue_score=queue_score(now, 0, customer.tier if customer else None),
-    )
-    db.session.add(interaction)
-    db.session.flush()
-    log.info(
-        "call %s from %s queued as interaction %s", call_sid, mask(from_number), interaction.id
-    )
-    return interaction
+# ---------------------------------------------------------------- offers
 
 
-def enqueue(interaction: Interaction) -> list[Reservation]:
-    """Mirror a committed, queued interaction into Redis and offer it if an agent is free."""
+def _expiry(queue: Queue | None, now: datetime) -> datetime:
+    timeout = queue.offer_timeout_s if queue else current_app.config["OFFER_TIMEOUT_S"]
+    return now + timedelta(seconds=timeout)
+
+
+def _offer_pool(pool: str) -> list[Reservation]:
+    """Offer a pool's waiting interactions to idle agents until one side runs out."""
     store = get_store()
-    if interaction.status != "queued" or interaction.queue_id is None:
+    queue_id, channel, sig, tier = policy.parse_pool(pool)
+    queue = db.session.get(Queue, queue_id)
+    if queue is None:
         return []
-    store.enqueue(interaction.queue_id, interaction.id, interaction.queue_score or 0.0)
-    return dispatch_queue(interaction.queue_id)
-
-
-def dispatch_queue(queue_id: int) -> list[Reservation]:
-    """Offer waiting interactions of a queue to idle agents until one side runs out."""
-    store = get_store()
+    idle_keys = [idle_key(policy.pool_name(queue_id, channel, sig, t)) for t in range(tier + 1)]
     offers = []
-    while (match := store.match(queue_id)) is not None:
-        reservation = _create_offer(store, queue_id, match.interaction_id, match.agent_id)
+    for _ in range(MAX_MATCHES_PER_CALL):
+        now = utcnow()
+        offer = store.match_waiting(
+            waiting_key(pool),
+            idle_keys,
+            channel=channel,
+            voice_exclusive=not queue.allow_during_voice,
+            reservation_id=str(uuid.uuid4()),
+            now=now.timestamp(),
+            expires=_expiry(queue, now).timestamp(),
+        )
+        if offer is None:
+            break
+        reservation = _record_offer(offer, now, step=f"tier {tier}", strategy=queue.strategy)
         if reservation is not None:
             offers.append(reservation)
     return offers
 
 
-def _create_offer(
-    store: RoutingStore, queue_id: int, interaction_id: int, agent_id: int
-) -> Reservation | None:
-    interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
-    agent = db.session.get(User, agent_id, with_for_update=True)
-    interaction_ok = interaction is not None and interaction.status == "queued"
-    agent_ok = agent is not None and agent.status == "available"
-    if not (interaction_ok and agent_ok):
-        # The match raced with a hang-up or a status change: undo the half that is still valid.
-        db.session.rollback()
-        if interaction_ok:
-            store.enqueue(queue_id, interaction.id, interaction.queue_score or 0.0)
-        if agent_ok:
-            store.release(agent.id, eligible_queue_ids(agent), agent.status_since.timestamp())
+def _offer_agent(agent: User) -> Reservation | None:
+    """Offer a free agent the best waiting interaction across all their pools."""
+    if agent.presence != "available":
         return None
-    now = utcnow()
-    queue = db.session.get(Queue, queue_id)
-    timeout = queue.offer_timeout_s if queue else current_app.config["OFFER_TIMEOUT_S"]
+    store = get_store()
+    members = memberships(agent)
+    sources: list[tuple[str, str, bool, float]] = [
+        (personal_key(agent.id, channel), channel, True, 1e9)
+        for channel, cap in (agent.capacity or {}).items()
+        if cap > 0
+    ]
+    for m in members:
+        for tier in range(m.tier, m.tier_count):
+            key = waiting_key(policy.pool_name(m.queue.id, m.channel, m.sig, tier))
+            sources.append((key, m.channel, not m.queue.allow_during_voice, m.queue.weight))
+    for _ in range(10):  # a stale head (hung up meanwhile) is dropped and the next one tried
+        now = utcnow()
+        offer = store.match_agent(
+            agent.id,
+            sources,
+            reservation_id=str(uuid.uuid4()),
+            now=now.timestamp(),
+            expires=(now + timedelta(seconds=current_app.config["OFFER_TIMEOUT_S"])).timestamp(),
+        )
+        if offer is None:
+            return None
+        reservation = _record_offer(offer, now, step="agent free", strategy="best waiting")
+        if reservation is not None:
+            return reservation
+    return None
+
+
+def _record_offer(offer: Offer, now: datetime, *, step: str, strategy: str) -> Reservation | None:
+    """Record a reservation Redis made; undo it if the database says it cannot stand."""
+    store = _store()
+    interaction = db.session.get(Interaction, offer.interaction_id, with_for_update=True)
+    agent = db.session.get(User, offer.agent_id, with_for_update=True)
+    if interaction is None or interaction.status != "queued":
+        db.session.rollback()
+        store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=False)
+        return None
+    if agent is None or agent.presence != "available":
+        db.session.rollback()
+        store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=True)
+        if agent is not None:  # Redis thought them available: correct it
+            store.set_agent(agent.id, agent.presence, agent.capacity or {})
+        return None
+    queue = interaction.queue
+    personal = offer.waiting_key.startswith(f"{TAG}:pw:")
+    expires = _expiry(queue, now)
+    if personal:
+        step = "preferred agent"
     reservation = Reservation(
-        id=str(uuid.uuid4()),
+        id=offer.reservation_id,
         interaction_id=interaction.id,
         agent_id=agent.id,
         status="pending",
         created_at=now,
-        expires_at=now + timedelta(seconds=timeout),
+        expires_at=expires,
         decision={
-            "step": "longest_idle",
+            "step": step,
+            "strategy": queue.strategy if queue else strategy,
             "queue": queue.name if queue else None,
+            "pool": offer.waiting_key,
+            "score": offer.score,
             "waited_s": _waited_s(interaction, now),
-            "agent_idle_since": isoformat(agent.status_since),
+            "candidates": _candidates(offer),
+            "stale_skipped": offer.why.get("stale_skipped", 0),
         },
     )
     db.session.add(reservation)
     interaction.status = "offered"
     interaction.offered_at = now
-    _set_agent(agent, "reserved", now)
+    agent.last_offer_at = now
+    _derive_status(agent, now)
     db.session.commit()
+    # The script timed the offer with the default timeout; the queue's own one wins.
+    store.add_timer(f"offer:{reservation.id}", expires.timestamp())
     emit_to_agent(agent.id, "offer", offer_payload(reservation))
     emit_to_agent(agent.id, "status", agent_status_payload(agent))
     return reservation
 
 
+def _candidates(offer: Offer) -> list[dict[str, Any]]:
+    candidates = offer.why.get("candidates") or []
+    if candidates and isinstance(candidates, list):
+        return [
+            {"id": int(c[0]), "score": c[1], "tier_or_set": c[2]}
+            for c in candidates
+            if isinstance(c, list) and len(c) == 3
+        ]
+    return []
+
+
+def _reoffer(key: str) -> None:
+    """Try again to place whatever waits in `key` (a pool or an agent's personal set)."""
+    prefix_pool, prefix_personal = f"{TAG}:w:", f"{TAG}:pw:"
+    if key.startswith(prefix_pool):
+        _offer_pool(key[len(prefix_pool) :])
+    elif key.startswith(prefix_personal):
+        agent_id = int(key[len(prefix_personal) :].split(":")[0])
+        agent = db.session.get(User, agent_id)
+        if agent is not None:
+            _offer_agent(agent)
+
+
 def _waited_s(interaction: Interaction, now: datetime) -> int:
     start = interaction.enqueued_at or interaction.created_at
     return max(0, int((now - start).total_seconds()))
+
+
+# ---------------------------------------------------------------- payloads
 
 
 def interaction_payload(interaction: Interaction) -> dict[str, Any]:
@@ -197,13 +351,19 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
         "direction": interaction.direction,
         "status": interaction.status,
         "queue": interaction.queue.name if interaction.queue else None,
+        "queue_id": interaction.queue_id,
         "from": interaction.from_address,
         "customer_id": interaction.customer_id,
         "agent_id": interaction.agent_id,
+        "priority": interaction.priority,
+        "required_skills": interaction.required_skills or {},
         "waited_s": _waited_s(interaction, interaction.answered_at or utcnow()),
         "created_at": isoformat(interaction.created_at),
+        "enqueued_at": isoformat(interaction.enqueued_at),
+        "offered_at": isoformat(interaction.offered_at),
         "answered_at": isoformat(interaction.answered_at),
         "ended_at": isoformat(interaction.ended_at),
+        "wrapup_until": isoformat(interaction.wrapup_until),
         "outcome": interaction.outcome,
         "disposition": interaction.disposition,
         "duration_s": interaction.duration_s,
@@ -223,16 +383,135 @@ def offer_payload(reservation: Reservation) -> dict[str, Any]:
 
 def agent_status_payload(agent: User) -> dict[str, Any]:
     """The `status` event."""
-    payload = {"status": agent.status, "since": isoformat(agent.status_since)}
+    payload = {
+        "status": agent.status,
+        "presence": agent.presence,
+        "since": isoformat(agent.status_since),
+    }
     if agent.status_reason:
         payload["reason"] = agent.status_reason
     return payload
 
 
-def _set_agent(agent: User, status: str, now: datetime, reason: str | None = None) -> None:
-    agent.status = status
-    agent.status_since = now
-    agent.status_reason = reason
+def reservation_payload(reservation: Reservation) -> dict[str, Any]:
+    """A reservation with its decision record: why this agent."""
+    return {
+        "id": reservation.id,
+        "agent_id": reservation.agent_id,
+        "agent": reservation.agent.display_name if reservation.agent else None,
+        "status": reservation.status,
+        "created_at": isoformat(reservation.created_at),
+        "expires_at": isoformat(reservation.expires_at),
+        "responded_at": isoformat(reservation.responded_at),
+        "reason": reservation.reason,
+        "decision": reservation.decision or {},
+    }
+
+
+# ---------------------------------------------------------------- agent state
+
+
+def _derive_status(agent: User, now: datetime) -> None:
+    """What the agent is doing: busy > reserved > wrap-up > their chosen presence."""
+    holding = db.session.scalars(
+        sa.select(Interaction.status).where(
+            Interaction.agent_id == agent.id, Interaction.status.in_(HOLDING_STATUSES)
+        )
+    ).all()
+    pending = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Reservation)
+        .where(Reservation.agent_id == agent.id, Reservation.status == "pending")
+    )
+    if any(status in LIVE_STATUSES for status in holding):
+        status = "busy"
+    elif pending:
+        status = "reserved"
+    elif "wrapup" in holding:
+        status = "wrapup"
+    else:
+        status = agent.presence
+    if status != agent.status:
+        agent.status = status
+        agent.status_since = now
+
+
+def _emit_status(agent: User) -> None:
+    emit_to_agent(agent.id, "status", agent_status_payload(agent))
+
+
+def set_agent_status(agent: User, status: str, reason: str | None = None) -> User:
+    """Change an agent's presence; going available starts offers flowing."""
+    if status not in PRESENCES:
+        raise APIError(422, f"Status must be one of {', '.join(PRESENCES)}.")
+    store = get_store()
+    now = utcnow()
+    became_available = status == "available" and agent.presence != "available"
+    agent.presence = status
+    agent.status_reason = None if status == "available" else reason
+    if became_available:
+        agent.idle_since = now
+    _derive_status(agent, now)
+    db.session.commit()
+    store.set_agent(agent.id, status, agent.capacity or {})
+    if status != "available":
+        revoke_pending_offer(agent, f"agent went {status}")
+    else:
+        store.reset_missed(agent.id)
+        _make_available(agent)
+    _emit_status(agent)
+    if status == "available":
+        _offer_agent(agent)
+    return agent
+
+
+def revoke_pending_offer(agent: User, reason: str) -> Reservation | None:
+    """Take back an agent's ringing offer; the interaction returns to its place."""
+    reservation = db.session.scalar(
+        sa.select(Reservation).where(
+            Reservation.agent_id == agent.id, Reservation.status == "pending"
+        )
+    )
+    if reservation is None:
+        return None
+    return _close_offer(reservation, "revoked", reason, missed=False)
+
+
+def _close_offer(
+    reservation: Reservation, outcome: str, reason: str, *, missed: bool
+) -> Reservation | None:
+    """Close a pending offer that was not accepted and put the interaction back in its place."""
+    now = utcnow()
+    resolved = _store().resolve(
+        reservation.id, outcome, now.timestamp(), requeue=True, missed=missed
+    )
+    if resolved is None:
+        # Another process resolved it first (an accept racing a timeout): it decides.
+        db.session.rollback()
+        return None
+    interaction = reservation.interaction
+    agent = reservation.agent
+    reservation.status = outcome
+    reservation.responded_at = now
+    reservation.reason = reason
+    if interaction.status == "offered":
+        interaction.status = "queued"
+    if outcome == "rejected":
+        agent.idle_since = now  # the agent goes to the back of the idle line
+    queue = interaction.queue
+    limit = queue.max_missed_offers if queue else 2
+    if missed and resolved.missed >= limit > 0:
+        agent.presence = "away"
+        agent.status_reason = f"missed {resolved.missed} offers in a row"
+        _store().set_agent(agent.id, "away", agent.capacity or {})
+    _derive_status(agent, now)
+    db.session.commit()
+    emit_to_agent(agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason})
+    _emit_status(agent)
+    _make_available(agent)
+    _reoffer(resolved.waiting_key)
+    _offer_agent(agent)
+    return reservation
 
 
 def _pending_reservation(reservation_id: str, agent: User) -> Reservation:
@@ -250,21 +529,25 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     now = utcnow()
     if reservation.expires_at <= now:
         raise Conflict("The offer has expired.")
+    if _store().resolve(reservation.id, "accepted", now.timestamp(), requeue=False) is None:
+        raise Conflict("The offer is no longer pending.")
     interaction = reservation.interaction
     reservation.status = "accepted"
     reservation.responded_at = now
     interaction.status = "connecting"
     interaction.agent_id = agent.id
     interaction.answered_at = now
-    _set_agent(agent, "busy", now)
+    _derive_status(agent, now)
     db.session.commit()
-    get_store().set_status(agent.id, "busy")
     emit_to_agent(
         agent.id, "assigned", {"interaction_id": interaction.id, "reservation_id": reservation.id}
     )
-    emit_to_agent(agent.id, "status", agent_status_payload(agent))
-    if interaction.channel == "voice":
+    _emit_status(agent)
+    if interaction.channel == "voice" and interaction.external_id:
         _connect_call(interaction, reservation, agent)
+    # Capacity left on other channels (email alongside email, say) keeps work coming.
+    _make_available(agent)
+    _offer_agent(agent)
     return interaction
 
 
@@ -285,82 +568,238 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
 def reject(agent: User, reservation_id: str, reason: str | None = None) -> Reservation:
     """Decline an offer: the interaction goes back to its place and is offered again."""
     reservation = _pending_reservation(reservation_id, agent)
-    return _return_offer(reservation, "rejected", reason or "rejected by agent", agent_free=True)
+    closed = _close_offer(reservation, "rejected", reason or "rejected by agent", missed=False)
+    if closed is None:
+        raise Conflict("The offer is no longer pending.")
+    return closed
 
 
-def _return_offer(
-    reservation: Reservation, outcome: str, reason: str, *, agent_free: bool
-) -> Reservation:
-    now = utcnow()
-    interaction = reservation.interaction
-    agent = reservation.agent
-    reservation.status = outcome
-    reservation.responded_at = now
-    reservation.reason = reason
-    if interaction.status == "offered":
-        interaction.status = "queued"
-    if agent_free and agent.status == "reserved":
-        _set_agent(agent, "available", now)
-    db.session.commit()
+def offer_timed_out(reservation_id: str) -> Reservation | None:
+    """An offer nobody answered: back to its place; the agent is set away after N misses."""
+    reservation = db.session.get(Reservation, reservation_id, with_for_update=True)
+    if reservation is None:
+        # Redis reserved but the database never recorded it: just return it to its place.
+        _store().resolve(reservation_id, "timeout", utcnow().timestamp(), requeue=True)
+        return None
+    if reservation.status != "pending":
+        return None
+    return _close_offer(reservation, "timeout", "offer timed out", missed=True)
+
+
+def agent_connected(agent: User) -> None:
+    """Count a console socket; a reconnect within the grace period restores the agent."""
     store = get_store()
-    if interaction.status == "queued":
-        store.enqueue(interaction.queue_id, interaction.id, interaction.queue_score or 0.0)
-    if agent_free and agent.status == "available":
-        # Idle-since restarts now, so other idle agents are tried first.
-        store.release(agent.id, eligible_queue_ids(agent), now.timestamp())
-    emit_to_agent(agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason})
-    emit_to_agent(agent.id, "status", agent_status_payload(agent))
-    if interaction.queue_id is not None:
-        dispatch_queue(interaction.queue_id)
-    return reservation
+    first = store.sockets(agent.id, +1) == 1
+    store.cancel_timer(f"disconnect:{agent.id}")
+    if first and agent.presence == "available":
+        store.set_agent(agent.id, agent.presence, agent.capacity or {})
+        _make_available(agent)
+        _offer_agent(agent)
 
 
-def set_agent_status(agent: User, status: str, reason: str | None = None) -> User:
-    """Change an agent's presence; going available starts offers flowing."""
-    if status not in SETTABLE_STATUSES:
-        raise APIError(422, f"Status must be one of {', '.join(SETTABLE_STATUSES)}.")
-    if agent.status == "busy":
-        raise Conflict("Finish the current interaction first.")
-    pending = _pending_reservations(agent)
-    now = utcnow()
-    if status == "available" and agent.status == "available":
-        return agent
-    if status == "available" and agent.status == "reserved":
-        return agent
-    for reservation in pending:
-        _return_offer(reservation, "revoked", f"agent went {status}", agent_free=False)
-    _set_agent(agent, status, now, reason)
-    db.session.commit()
+def agent_disconnected(agent: User) -> None:
+    """When an agent's last console closes, their ringing offer goes back at once.
+
+    Routing stops offering them work now; their presence turns offline only if no console
+    comes back within the grace period (a page reload keeps them available).
+    """
     store = get_store()
-    if status == "available":
-        store.set_available(agent.id, eligible_queue_ids(agent), now.timestamp())
-    else:
-        store.set_status(agent.id, status)
-    emit_to_agent(agent.id, "status", agent_status_payload(agent))
-    if status == "available":
-        dispatch_for_agent(agent)
-    return agent
+    if store.sockets(agent.id, -1) > 0:
+        return
+    store.set_agent(agent.id, "disconnected", agent.capacity or {})
+    revoke_pending_offer(agent, "agent disconnected")
+    store.add_timer(f"disconnect:{agent.id}", utcnow().timestamp() + DISCONNECT_GRACE_S)
 
 
-def _pending_reservations(agent: User) -> list[Reservation]:
-    return list(
-        db.session.scalars(
-            sa.select(Reservation).where(
-                Reservation.agent_id == agent.id, Reservation.status == "pending"
-            )
-        )
+def _disconnect_grace_over(agent_id: int) -> None:
+    agent = db.session.get(User, agent_id)
+    if agent is None or _store().sockets(agent_id, 0) > 0 or agent.presence == "offline":
+        return
+    set_agent_status(agent, "offline", "disconnected")
+
+
+# ---------------------------------------------------------------- interactions
+
+
+def receive_call(call_sid: str, from_number: str | None, to_number: str | None) -> Interaction:
+    """Record an incoming call as a queued interaction (flushed, not committed)."""
+    existing = interaction_by_external_id(call_sid)
+    if existing is not None:
+        return existing
+    customer = identify_caller(from_number)
+    queue = default_queue()
+    now = utcnow()
+    interaction = Interaction(
+        channel="voice",
+        direction="inbound",
+        external_id=call_sid,
+        from_address=from_number,
+        to_address=to_number,
+        customer_id=customer.id if customer else None,
+        queue_id=queue.id,
+        required_skills={},
+        status="queued",
+        enqueued_at=now,
+        queue_entered_at=now,
+        queue_score=policy.queue_score(now, customer_tier=customer.tier if customer else None),
     )
+    owner = customer.owner if customer is not None else None
+    if owner is not None and owner.presence == "available":
+        # The account owner gets first refusal, but only while signed in and free.
+        interaction.preferred_agent_id = owner.id
+        interaction.preferred_until = now + timedelta(seconds=PREFERRED_AGENT_S)
+    db.session.add(interaction)
+    db.session.flush()
+    log.info(
+        "call %s from %s queued as interaction %s", call_sid, mask(from_number), interaction.id
+    )
+    return interaction
 
 
-def dispatch_for_agent(agent: User) -> None:
-    """Offer a newly free agent the oldest waiting work across their queues."""
+def create_interaction(
+    *,
+    channel: str,
+    queue: Queue,
+    external_id: str | None = None,
+    priority: int = 0,
+    required_skills: dict[str, int] | None = None,
+    customer_tier: str | None = None,
+    complaint: bool = False,
+    preferred_agent_id: int | None = None,
+    preferred_for_s: int = PREFERRED_AGENT_S,
+    from_address: str | None = None,
+    customer_id: int | None = None,
+    deadline: datetime | None = None,
+) -> Interaction:
+    """Record a new queued interaction (committed) and place it in routing."""
+    now = utcnow()
+    interaction = Interaction(
+        channel=channel,
+        direction="inbound",
+        external_id=external_id,
+        from_address=from_address,
+        customer_id=customer_id,
+        queue_id=queue.id,
+        priority=priority,
+        required_skills=dict(required_skills or {}),
+        is_complaint=complaint,
+        status="queued",
+        enqueued_at=now,
+        queue_entered_at=now,
+        queue_score=policy.queue_score(
+            now,
+            priority=priority,
+            customer_tier=customer_tier,
+            complaint=complaint,
+            deadline=deadline if queue.ordering == "deadline" else None,
+        ),
+        preferred_agent_id=preferred_agent_id,
+        preferred_until=now + timedelta(seconds=preferred_for_s) if preferred_agent_id else None,
+    )
+    db.session.add(interaction)
+    db.session.commit()
+    enqueue(interaction)
+    return interaction
+
+
+def enqueue(interaction: Interaction) -> list[Reservation]:
+    """Mirror a committed, queued interaction into Redis and offer it if an agent is free."""
     store = get_store()
-    queue_ids = eligible_queue_ids(agent)
-    scored = [(store.head_score(q), q) for q in queue_ids]
-    for _score, queue_id in sorted((s, q) for s, q in scored if s is not None):
-        dispatch_queue(queue_id)
-        if store.agent_status(agent.id) != "available":
-            break
+    if interaction.status != "queued" or interaction.queue_id is None:
+        return []
+    _place(interaction)
+    store.event("enqueued", interaction=interaction.id, queue=interaction.queue_id)
+    return _offer_placed(interaction)
+
+
+def _place(interaction: Interaction) -> str:
+    """Put a queued interaction in its waiting set and arm its timers."""
+    store = _store()
+    now = utcnow()
+    queue = interaction.queue
+    _register_sig(queue, policy.signature(_extra_skills(interaction, queue)))
+    key = _waiting_key_of(interaction, now)
+    store.enqueue(key, interaction.id, interaction.queue_score or 0.0)
+    if key.startswith(f"{TAG}:pw:"):
+        store.add_timer(f"preferred:{interaction.id}", interaction.preferred_until.timestamp())
+    _schedule_next_step(interaction)
+    return key
+
+
+def _offer_placed(interaction: Interaction) -> list[Reservation]:
+    key = _store().location(interaction.id)
+    if key is None:
+        return []
+    if key.startswith(f"{TAG}:pw:"):
+        offer = _offer_agent(interaction.preferred_agent) if interaction.preferred_agent else None
+        return [offer] if offer else []
+    return _offer_pool(key[len(f"{TAG}:w:") :])
+
+
+def _schedule_next_step(interaction: Interaction) -> None:
+    steps = sorted(interaction.queue.overflow_steps or [], key=lambda s: s.get("after_s", 0))
+    index = interaction.overflow_step
+    if index >= len(steps):
+        return
+    base = interaction.queue_entered_at or interaction.enqueued_at or interaction.created_at
+    due = base.timestamp() + float(steps[index].get("after_s", 0))
+    _store().add_timer(f"step:{interaction.id}:{index}", due)
+
+
+def _overflow_step(interaction_id: int, index: int) -> None:
+    """Apply an overflow step: widen who qualifies, or move to another queue keeping the place."""
+    store = _store()
+    interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
+    if interaction is None or interaction.overflow_step != index:
+        return
+    if interaction.status == "offered":
+        # Ringing now: decide again shortly, when the offer has been answered or timed out.
+        db.session.rollback()
+        store.add_timer(f"step:{interaction_id}:{index}", utcnow().timestamp() + STEP_RETRY_S)
+        return
+    if interaction.status != "queued":
+        return
+    steps = sorted(interaction.queue.overflow_steps or [], key=lambda s: s.get("after_s", 0))
+    step = steps[index]
+    target = None
+    if step.get("queue"):
+        target = db.session.scalar(sa.select(Queue).where(Queue.name == step["queue"]))
+    if target is not None and target.id != interaction.queue_id:
+        interaction.queue_id = target.id
+        interaction.queue = target
+        interaction.overflow_step = 0
+        interaction.queue_entered_at = utcnow()
+    else:
+        interaction.overflow_step = index + 1
+    db.session.commit()
+    new_key = _waiting_key_of(interaction, utcnow())
+    if store.location(interaction.id) is None:
+        store.enqueue(new_key, interaction.id, interaction.queue_score or 0.0)
+    else:
+        store.move(interaction.id, new_key)
+    store.event("overflow", interaction=interaction.id, step=index, to=new_key)
+    _register_sig(
+        interaction.queue, policy.signature(_extra_skills(interaction, interaction.queue))
+    )
+    _schedule_next_step(interaction)
+    _offer_placed(interaction)
+
+
+def _preferred_expired(interaction_id: int) -> None:
+    """The preferred agent did not take it in time: the interaction joins its queue's pool."""
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or interaction.status not in ("queued", "offered"):
+        return
+    interaction.preferred_until = None
+    db.session.commit()
+    key = waiting_key(_pool_of(interaction))
+    _store().move(interaction.id, key)
+    _offer_placed(interaction)
+
+
+def interaction_by_external_id(external_id: str) -> Interaction | None:
+    """The interaction of a CallSid or Message-ID."""
+    return db.session.scalar(sa.select(Interaction).where(Interaction.external_id == external_id))
 
 
 def call_status(call_sid: str, status: str, duration_s: int | None) -> Interaction | None:
@@ -370,28 +809,17 @@ def call_status(call_sid: str, status: str, duration_s: int | None) -> Interacti
     )
     if interaction is None or status not in FINAL_CALL_STATUSES:
         return interaction
-    if interaction.status == "ended":
-        return interaction
-    now = utcnow()
     if interaction.status in ("queued", "offered"):
-        return _abandon(interaction, now)
-    interaction.status = "ended"
-    interaction.outcome = "answered"
-    interaction.ended_at = now
-    interaction.duration_s = duration_s
-    agent = interaction.agent
-    if agent is not None and agent.status == "busy":
-        _set_agent(agent, "wrapup", now)
-    db.session.commit()
-    if agent is not None:
-        get_store().set_status(agent.id, agent.status)
-        emit_to_agent(agent.id, "interaction_ended", interaction_payload(interaction))
-        emit_to_agent(agent.id, "status", agent_status_payload(agent))
-        _finish_wrapup_if_none(agent, interaction)
+        return abandon(interaction)
+    if interaction.status in LIVE_STATUSES:
+        _end(interaction, "answered", duration_s)
     return interaction
 
 
-def _abandon(interaction: Interaction, now: datetime) -> Interaction:
+def abandon(interaction: Interaction) -> Interaction:
+    """The customer gave up while waiting: out of the queue, any ringing offer withdrawn."""
+    now = utcnow()
+    store = get_store()
     interaction.status = "ended"
     interaction.outcome = "abandoned"
     interaction.ended_at = now
@@ -400,23 +828,73 @@ def _abandon(interaction: Interaction, now: datetime) -> Interaction:
             Reservation.interaction_id == interaction.id, Reservation.status == "pending"
         )
     ).all()
-    db.session.commit()
-    store = get_store()
-    if interaction.queue_id is not None:
-        store.remove(interaction.queue_id, interaction.id)
     for reservation in pending:
-        _return_offer(reservation, "revoked", "caller hung up", agent_free=True)
+        reservation.status = "revoked"
+        reservation.responded_at = now
+        reservation.reason = "caller hung up"
+    db.session.commit()
+    store.remove(interaction.id)
+    store.event("abandoned", interaction=interaction.id, waited_s=_waited_s(interaction, now))
+    for reservation in pending:
+        store.resolve(reservation.id, "revoked", now.timestamp(), requeue=False)
+        agent = reservation.agent
+        _derive_status(agent, now)
+        db.session.commit()
+        emit_to_agent(
+            agent.id,
+            "offer_revoked",
+            {"reservation_id": reservation.id, "reason": "caller hung up"},
+        )
+        _emit_status(agent)
+        _make_available(agent)
+        _offer_agent(agent)
     log.info("interaction %s abandoned", interaction.id)
     return interaction
 
 
-def _finish_wrapup_if_none(agent: User, interaction: Interaction) -> None:
-    if (
-        interaction.queue is not None
-        and interaction.queue.wrapup_s == 0
-        and agent.status == "wrapup"
-    ):
-        finish_wrapup(agent)
+def _end(interaction: Interaction, outcome: str, duration_s: int | None) -> None:
+    """The conversation is over: wrap-up starts (or the slot frees at once without wrap-up)."""
+    now = utcnow()
+    interaction.outcome = outcome
+    interaction.ended_at = now
+    if duration_s is None:
+        start = interaction.answered_at or interaction.created_at
+        duration_s = int((now - start).total_seconds())
+    interaction.duration_s = duration_s
+    wrapup_s = interaction.queue.wrapup_s if interaction.queue else 0
+    agent = interaction.agent
+    if agent is not None and wrapup_s > 0:
+        interaction.status = "wrapup"
+        interaction.wrapup_until = now + timedelta(seconds=wrapup_s)
+    else:
+        interaction.status = "ended"
+    if agent is not None:
+        _derive_status(agent, now)
+    db.session.commit()
+    if interaction.queue_id is not None and duration_s:
+        _store().record_handle_time(interaction.queue_id, duration_s + wrapup_s)
+    if agent is None:
+        return
+    emit_to_agent(agent.id, "interaction_ended", interaction_payload(interaction))
+    _emit_status(agent)
+    if interaction.status == "wrapup":
+        _store().add_timer(f"wrapup:{interaction.id}", interaction.wrapup_until.timestamp())
+    else:
+        _release_slot(agent, interaction)
+
+
+def _release_slot(agent: User, interaction: Interaction) -> None:
+    """The agent's capacity slot for this interaction is free again: more work may come."""
+    store = _store()
+    store.change_load(agent.id, interaction.channel, -1)
+    store.event("completed", interaction=interaction.id, agent=agent.id)
+    now = utcnow()
+    agent.idle_since = now
+    _derive_status(agent, now)
+    db.session.commit()
+    _emit_status(agent)
+    _make_available(agent)
+    _offer_agent(agent)
 
 
 def _agent_interaction(agent: User, interaction_id: int) -> Interaction:
@@ -431,23 +909,15 @@ def complete(
 ) -> Interaction:
     """The agent finishes an interaction: it ends (hanging up a live call) and wrap-up starts."""
     interaction = _agent_interaction(agent, interaction_id)
-    now = utcnow()
-    live_call = interaction.status in ("connecting", "active")
-    if live_call:
-        interaction.status = "ended"
-        interaction.outcome = "answered"
-        interaction.ended_at = now
-        start = interaction.answered_at or interaction.created_at
-        interaction.duration_s = int((now - start).total_seconds())
     if disposition is not None:
         interaction.disposition = disposition
     if notes is not None:
         interaction.notes = notes
-    if agent.status == "busy":
-        _set_agent(agent, "wrapup", now)
-    db.session.commit()
-    get_store().set_status(agent.id, agent.status)
-    emit_to_agent(agent.id, "status", agent_status_payload(agent))
+    live_call = interaction.status in LIVE_STATUSES
+    if live_call:
+        _end(interaction, "answered", None)
+    else:
+        db.session.commit()
     if live_call and interaction.channel == "voice" and interaction.external_id:
         try:
             calls.hang_up(interaction.external_id)
@@ -457,53 +927,146 @@ def complete(
 
 
 def wrapup_done(agent: User, interaction_id: int) -> User:
-    """The agent ends wrap-up for an interaction and becomes available."""
+    """The agent ends wrap-up for an interaction early."""
     interaction = _agent_interaction(agent, interaction_id)
-    if interaction.status != "ended":
-        raise Conflict("The interaction has not ended yet.")
-    if agent.status != "wrapup":
-        raise Conflict("The agent is not in wrap-up.")
-    return finish_wrapup(agent)
+    if interaction.status != "wrapup":
+        raise Conflict("The interaction is not in wrap-up.")
+    _finish_wrapup(interaction)
+    return agent
 
 
-def finish_wrapup(agent: User) -> User:
-    """Move an agent from wrap-up to available."""
-    return set_agent_status(agent, "available")
+def _finish_wrapup(interaction: Interaction) -> None:
+    if interaction.status != "wrapup":
+        return
+    interaction.status = "ended"
+    db.session.commit()
+    _store().cancel_timer(f"wrapup:{interaction.id}")
+    if interaction.agent is not None:
+        _release_slot(interaction.agent, interaction)
+
+
+def finish_wrapup_timer(interaction_id: int) -> None:
+    """The queue's wrap-up time is over."""
+    interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
+    if interaction is not None:
+        _finish_wrapup(interaction)
+
+
+# ---------------------------------------------------------------- timers
+
+
+def run_due_timers(now: float | None = None, limit: int = 100) -> int:
+    """Fire the routing timers due by `now`; each is claimed by exactly one process."""
+    store = get_store()
+    due = store.claim_due(now if now is not None else utcnow().timestamp(), limit)
+    for name in due:
+        kind, _, rest = name.partition(":")
+        try:
+            if kind == "offer":
+                offer_timed_out(rest)
+            elif kind == "step":
+                interaction_id, _, index = rest.partition(":")
+                _overflow_step(int(interaction_id), int(index))
+            elif kind == "preferred":
+                _preferred_expired(int(rest))
+            elif kind == "wrapup":
+                finish_wrapup_timer(int(rest))
+            elif kind == "disconnect":
+                _disconnect_grace_over(int(rest))
+            else:
+                log.warning("unknown routing timer %s", name)
+        except Exception:
+            db.session.rollback()
+            log.exception("routing timer %s failed", name)
+    return len(due)
+
+
+# ---------------------------------------------------------------- estimates
+
+
+def queue_waiting_keys(queue: Queue) -> list[str]:
+    """Every waiting set of a queue (all channels, signatures and tiers)."""
+    keys = []
+    for channel in queue.channels or []:
+        for sig in _sigs(queue.id):
+            for tier in range(len(_tiers(queue, sig))):
+                keys.append(waiting_key(policy.pool_name(queue.id, channel, sig, tier)))
+    return keys
+
+
+def agents_staffed(queue: Queue) -> int:
+    """Agents signed in (not away or offline) who qualify for the queue."""
+    agents = db.session.scalars(sa.select(User).where(User.presence == "available"))
+    requirement = _tiers(queue, "")[0]
+    return sum(1 for a in agents if requirement.admits(a.skill_levels(), a.team))
+
+
+def estimate(queue: Queue, interaction: Interaction | None = None) -> dict[str, Any]:
+    """Position and estimated wait in a queue (for one interaction, or for a new arrival)."""
+    store = get_store()
+    keys = queue_waiting_keys(queue)
+    waiting = store.size(keys)
+    if interaction is not None and store.location(interaction.id) is not None:
+        position = store.count_before(keys, interaction.queue_score or 0.0) + 1
+    else:
+        position = waiting + 1
+    staffed = agents_staffed(queue)
+    aht = store.handle_time(queue.id)
+    return {
+        "queue_id": queue.id,
+        "waiting": waiting,
+        "position": position,
+        "agents_staffed": staffed,
+        "handle_time_s": round(aht or policy.DEFAULT_HANDLE_TIME_S, 1),
+        "estimated_wait_s": policy.estimated_wait_s(position, staffed, aht),
+    }
+
+
+def queue_position(interaction: Interaction) -> int | None:
+    """Where a waiting interaction stands in its queue (1 = next)."""
+    if interaction.queue is None or _store().location(interaction.id) is None:
+        return None
+    return estimate(interaction.queue, interaction)["position"]
+
+
+# ---------------------------------------------------------------- rebuild
 
 
 def rebuild_state() -> dict[str, int]:
     """Rebuild all Redis routing state from the database (after a Redis restart or on demand)."""
     store = _store()
-    with get_redis().lock(REBUILD_LOCK_KEY, timeout=120, blocking_timeout=120):
+    with get_redis().lock(REBUILD_LOCK, timeout=120, blocking_timeout=120):
         store.clear()
         now = utcnow()
         pending = db.session.scalars(
             sa.select(Reservation).where(Reservation.status == "pending")
         ).all()
         for reservation in pending:
-            # Offers in flight cannot be trusted after Redis lost them: return them to the queue.
+            # Offers in flight cannot be trusted after Redis lost them: back to the queue.
             reservation.status = "revoked"
             reservation.reason = "routing state rebuilt"
             reservation.responded_at = now
             if reservation.interaction.status == "offered":
                 reservation.interaction.status = "queued"
-            if reservation.agent.status == "reserved":
-                _set_agent(reservation.agent, "available", now)
+        agents = db.session.scalars(sa.select(User)).all()
+        loads = _loads_from_database()
+        for agent in agents:
+            _derive_status(agent, now)
         db.session.commit()
+        for agent in agents:
+            store.set_agent(agent.id, agent.presence, agent.capacity or {}, loads.get(agent.id, {}))
         waiting = db.session.scalars(
-            sa.select(Interaction).where(Interaction.status == "queued")
+            sa.select(Interaction).where(Interaction.status == "queued").order_by(Interaction.id)
         ).all()
         for interaction in waiting:
-            if interaction.queue_id is not None:
-                store.enqueue(interaction.queue_id, interaction.id, interaction.queue_score or 0.0)
-        agents = db.session.scalars(sa.select(User)).all()
-        for agent in agents:
-            if agent.status == "available":
-                store.set_available(
-                    agent.id, eligible_queue_ids(agent), agent.status_since.timestamp()
-                )
-            else:
-                store.set_status(agent.id, agent.status)
+            if interaction.queue is not None:
+                _place(interaction)
+        in_wrapup = db.session.scalars(
+            sa.select(Interaction).where(Interaction.status == "wrapup")
+        ).all()
+        for interaction in in_wrapup:
+            due = interaction.wrapup_until or now
+            store.add_timer(f"wrapup:{interaction.id}", due.timestamp())
         store.mark_built()
     for reservation in pending:
         emit_to_agent(
@@ -511,19 +1074,26 @@ def rebuild_state() -> dict[str, int]:
             "offer_revoked",
             {"reservation_id": reservation.id, "reason": "routing state rebuilt"},
         )
-    queue_ids = db.session.scalars(sa.select(Queue.id)).all()
-    for queue_id in queue_ids:
-        dispatch_queue(queue_id)
+    for agent in agents:
+        if agent.presence == "available":
+            _make_available(agent)
+    for agent in agents:
+        _offer_agent(agent)
     return {"waiting": len(waiting), "agents": len(agents), "revoked_offers": len(pending)}
 
 
-def queue_position(interaction: Interaction) -> int | None:
-    """Where a waiting interaction stands in its queue (1 = next)."""
-    if interaction.queue_id is None:
-        return None
-    return get_store().position(interaction.queue_id, interaction.id)
+def _loads_from_database() -> dict[int, dict[str, int]]:
+    rows = db.session.execute(
+        sa.select(Interaction.agent_id, Interaction.channel, sa.func.count())
+        .where(Interaction.status.in_(HOLDING_STATUSES), Interaction.agent_id.is_not(None))
+        .group_by(Interaction.agent_id, Interaction.channel)
+    ).all()
+    loads: dict[int, dict[str, int]] = {}
+    for agent_id, channel, count in rows:
+        loads.setdefault(agent_id, {})[channel] = count
+    return loads
 
 
-def interaction_by_external_id(external_id: str) -> Interaction | None:
-    """The interaction of a CallSid or Message-ID."""
-    return db.session.scalar(sa.select(Interaction).where(Interaction.external_id == external_id))
+def routing_events(count: int = 100) -> list[dict[str, str]]:
+    """The latest routing events (offered, accepted, rejected, timeout, abandoned, ...)."""
+    return get_store().events(count)

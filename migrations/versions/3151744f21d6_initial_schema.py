@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 20153b3bdf58
+Revision ID: 3151744f21d6
 Revises: 
-Create Date: 2026-11-26 12:06:03.213077
+Create Date: 2026-11-26 12:20:00.817009
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import contact_center.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = '20153b3bdf58'
+revision = '3151744f21d6'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -25,6 +25,12 @@ def upgrade():
     sa.Column('channels', sa.JSON(), nullable=False),
     sa.Column('required_skills', sa.JSON(), nullable=False),
     sa.Column('ordering', sa.String(length=20), nullable=False),
+    sa.Column('strategy', sa.String(length=20), nullable=False),
+    sa.Column('weight', sa.Integer(), nullable=False),
+    sa.Column('teams', sa.JSON(), nullable=False),
+    sa.Column('overflow_steps', sa.JSON(), nullable=False),
+    sa.Column('allow_during_voice', sa.Boolean(), nullable=False),
+    sa.Column('max_missed_offers', sa.Integer(), nullable=False),
     sa.Column('wrapup_s', sa.Integer(), nullable=False),
     sa.Column('service_level_threshold_s', sa.Integer(), nullable=False),
     sa.Column('offer_timeout_s', sa.Integer(), nullable=False),
@@ -41,9 +47,12 @@ def upgrade():
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('team', sa.String(length=80), nullable=True),
     sa.Column('capacity', sa.JSON(), nullable=False),
+    sa.Column('presence', sa.String(length=20), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('status_reason', sa.String(length=200), nullable=True),
     sa.Column('status_since', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.Column('idle_since', contact_center.db_types.UTCDateTime(), nullable=True),
+    sa.Column('last_offer_at', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.Column('is_active_user', sa.Boolean(), nullable=False),
     sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
@@ -137,6 +146,12 @@ def upgrade():
     sa.Column('queue_id', sa.Integer(), nullable=True),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('required_skills', sa.JSON(), nullable=False),
+    sa.Column('is_complaint', sa.Boolean(), nullable=False),
+    sa.Column('preferred_agent_id', sa.Integer(), nullable=True),
+    sa.Column('preferred_until', contact_center.db_types.UTCDateTime(), nullable=True),
+    sa.Column('overflow_step', sa.Integer(), nullable=False),
+    sa.Column('queue_entered_at', contact_center.db_types.UTCDateTime(), nullable=True),
+    sa.Column('wrapup_until', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.Column('queue_score', sa.Float(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
@@ -152,6 +167,7 @@ def upgrade():
     sa.Column('agent_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['preferred_agent_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('external_id')

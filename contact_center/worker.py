@@ -1,0 +1,64 @@
+"""Background work: the routing timer poller (offer timeouts, overflow steps, wrap-up ends).
+
+Production runs it in `flask worker` processes (as many as needed: timers are claimed
+atomically). Embedded mode runs it in a thread of the web process, because the in-process
+Redis cannot be shared with another process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+
+from contact_center.extensions import db
+
+log = logging.getLogger(__name__)
+POLL_INTERVAL_S = 0.25
+
+
+def poll_once(app: Flask) -> int:
+    """Fire the due routing timers once; returns how many fired."""
+    from contact_center.routing.services import run_due_timers
+
+    with app.app_context():
+        try:
+            return run_due_timers()
+        except Exception:
+            log.exception("timer poll failed")
+            return 0
+        finally:
+            db.session.remove()
+
+
+def run_forever(app: Flask, stop: threading.Event) -> None:
+    """Poll until `stop` is set; busy when timers are due, idle otherwise."""
+    while not stop.is_set():
+        fired = poll_once(app)
+        stop.wait(0 if fired else POLL_INTERVAL_S)
+
+
+def start_embedded_worker(app: Flask) -> threading.Thread | None:
+    """Start the poller thread once per app (embedded mode only)."""
+    if app.extensions.get("embedded_worker") is not None:
+        return None
+    stop = threading.Event()
+    thread = threading.Thread(target=run_forever, args=(app, stop), name="cc-worker", daemon=True)
+    app.extensions["embedded_worker"] = (thread, stop)
+    thread.start()
+    log.info("embedded worker started (routing timers)")
+    return thread
+
+
+def register_embedded_worker(app: Flask) -> None:
+    """In embedded mode, start the worker thread with the first request the server handles."""
+    if app.config.get("REDIS_URL") or app.testing or not app.config.get("EMBEDDED_WORKER", True):
+        return
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_worker() -> None:
+        if app.extensions.get("embedded_worker") is None:
+            with lock:
+                start_embedded_worker(app)
