@@ -210,6 +210,9 @@
   var state = {
     connected: false,
     status: $("agent-status").dataset.status || "offline",
+    // What the agent chose (available / away / offline); the status can differ while they
+    // work (reserved, busy, wrapup). Older servers send no presence: the status stands in.
+    presence: $("agent-status").dataset.presence || null,
     since: $("agent-status-since").getAttribute("datetime"),
     offers: [],        // pending offer payloads, oldest first; the first one rings
     offersById: {},    // reservation_id -> offer payload (kept after accept for `assigned`)
@@ -229,14 +232,24 @@
     var reason = $("agent-status-reason");
     reason.textContent = state.reason ? "Reason: " + state.reason : "";
     show(reason, Boolean(state.reason));
+    var chosen = currentPresence();
+    var note = $("agent-presence-note");
+    note.textContent = chosen && chosen !== state.status
+      ? "Then " + (STATUS_LABELS[chosen] || chosen).toLowerCase() + " when this work is done" : "";
+    show(note, Boolean(note.textContent));
     document.querySelectorAll("[data-set-status]").forEach(function (button) {
-      var active = button.dataset.setStatus === state.status;
+      var active = button.dataset.setStatus === chosen;
       button.classList.toggle("is-active", active);
       button.setAttribute("aria-pressed", active ? "true" : "false");
       button.disabled = !state.connected || active || button.dataset.pending === "1";
     });
     renderIdle();
     tickStatus();
+  }
+
+  function currentPresence() {
+    if (state.presence) return state.presence;
+    return ["available", "away", "offline"].indexOf(state.status) >= 0 ? state.status : null;
   }
 
   function tickStatus() {
@@ -275,10 +288,11 @@
     state.status = payload.status;
     state.since = payload.since || state.since;
     state.reason = payload.reason || null;
+    state.presence = payload.presence || null;
     if (changed) activity("Status: " + (STATUS_LABELS[state.status] || state.status), "status");
     if (state.current) {
-      if (state.status === "wrapup") renderCurrent();
       if (state.status === "available" && state.current.completed) closeCurrent();
+      else renderCurrent();  // wrap-up shows "Finish wrap-up"; leaving it hides the button
     }
     renderStatus();
   }
@@ -331,7 +345,8 @@
         fact("Type", humanise(customer.type)),
         fact("Region", customer.region || "–"),
         fact("Account owner", owner),
-        fact("Satisfaction", satText)),
+        fact("Satisfaction", satText),
+        fact("Marketing", customer.marketing_opt_out ? "Opted out" : "Allowed")),
       section("Contact details", identities.length ? h("ul", { className: "identities" }, identities) : empty("None on file")),
       section("Tags", tags.length ? h("ul", { className: "tags" }, tags) : empty("No tags")));
   }
@@ -410,8 +425,11 @@
     pop = pop || {};
     var customer = pop.customer || null;
     var side = customer ? profile(customer, pop.satisfaction) : unknownCaller(pop, interaction);
+    // The history may already list the interaction being offered: show only earlier ones.
+    var currentId = interaction && interaction.id;
+    var earlier = (pop.recent_interactions || []).filter(function (row) { return row.id !== currentId; });
     var history = h("div", { className: "pop-history" },
-      section("Recent interactions", interactionsTable(pop.recent_interactions)),
+      section("Recent interactions", interactionsTable(earlier)),
       h("div", { className: "pop-columns" },
         section("Open tickets", ticketsList(pop.open_tickets)),
         section("Complaints", complaintsList(pop.complaints))),
@@ -604,6 +622,7 @@
     var callState = $("call-state");
     var stateKey = current.completed ? "completed" : current.ended ? "ended" : "connected";
     callState.dataset.state = stateKey;
+    panel.dataset.state = stateKey;
     callState.textContent = { connected: "Connected", ended: "Call ended", completed: "Completed" }[stateKey];
     var wrapup = state.status === "wrapup";
     $("complete-interaction").disabled = current.completed || current.pending;
@@ -612,7 +631,10 @@
     show($("finish-wrapup"), wrapup && (current.ended || current.completed));
     $("finish-wrapup").disabled = Boolean(current.pending);
     var hint = "";
-    if (current.completed && wrapup) hint = "Wrap-up: finish when you are ready for the next call.";
+    var wrapupUntil = parseTime(current.interaction && current.interaction.wrapup_until);
+    if (current.completed && wrapup && wrapupUntil) {
+      hint = "Wrap-up ends by itself at " + timeOfDay(wrapupUntil.toISOString()) + ". Finish early when you are ready.";
+    } else if (current.completed && wrapup) hint = "Wrap-up: finish when you are ready for the next call.";
     else if (current.ended && !current.completed) hint = "The call has ended. Record the outcome, then complete.";
     else if (!current.ended) hint = "Complete ends the call and starts wrap-up.";
     $("wrapup-hint").textContent = hint;
@@ -623,6 +645,11 @@
   function tickCall() {
     var current = state.current;
     if (!current || !current.answeredAt) return;
+    var known = current.ended && current.interaction ? current.interaction.duration_s : null;
+    if (known !== null && known !== undefined) {
+      $("call-timer").textContent = duration(known);  // the telephony's figure, once it is over
+      return;
+    }
     var end = current.endedAt ? current.endedAt.getTime() : Date.now();
     $("call-timer").textContent = duration((end - current.answeredAt.getTime()) / 1000);
   }
@@ -668,6 +695,7 @@
       }
       current.completed = true;
       if (!current.ended) markEnded(ack.interaction);
+      else current.interaction = Object.assign({}, current.interaction, ack.interaction);
       activity("Completed" + (disposition ? ": " + humanise(disposition) : ""), "call");
       if (then) then();
       else if (state.status !== "wrapup" && state.status !== "busy") closeCurrent();
