@@ -16,7 +16,6 @@ from flask import Blueprint, Response, current_app, request
 from marshmallow import EXCLUDE, Schema, fields, validate
 from twilio.request_validator import RequestValidator
 
-from contact_center.db_types import utcnow
 from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.ivr import twiml
@@ -170,10 +169,8 @@ def connect(reservation_id: str):
     if reservation is None or reservation.status != "accepted":
         return _twiml(twiml.say_and_hang_up("Sorry, this call can no longer be connected."))
     interaction = reservation.interaction
-    if leg == "caller" and interaction.status == "connecting":
-        interaction.status = "active"
-        interaction.answered_at = interaction.answered_at or utcnow()
-        db.session.commit()
+    if leg == "caller":
+        routing.interaction_joined(interaction)
     return _twiml(twiml.conference_response(f"cc-interaction-{interaction.id}", ends_on_exit=True))
 
 

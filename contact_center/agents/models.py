@@ -39,6 +39,8 @@ class User(UserMixin, db.Model):
     idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_offer_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_active_user: Mapped[bool] = mapped_column(default=True)
+    # Bumped at sign-out: every login session and console socket of the user ends.
+    session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     skills: Mapped[list[AgentSkill]] = relationship(

@@ -96,12 +96,23 @@ def issue_token(user: User) -> tuple[str, ApiToken]:
 
 def token_record(token: str) -> ApiToken | None:
     """The live (unexpired, unrevoked) token record for a bearer token, or None."""
-    record = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+    return token_record_by_hash(_hash_token(token))
+
+
+def token_record_by_hash(token_hash: str) -> ApiToken | None:
+    """The live token record with this hash (sockets keep the hash, never the token)."""
+    record = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == token_hash))
     if record is None or record.revoked_at is not None or record.expires_at <= utcnow():
         return None
     if not record.user.is_active:
         return None
     return record
+
+
+def end_sessions(user: User) -> None:
+    """Sign the user out everywhere: login sessions and console sockets stop working."""
+    user.session_epoch += 1
+    db.session.commit()
 
 
 def revoke_token(record: ApiToken, when: datetime | None = None) -> None:

@@ -207,13 +207,13 @@ def customer_summary(customer: Customer) -> dict[str, Any]:
     }
 
 
-def _recent_interactions(customer_id: int) -> list[dict[str, Any]]:
+def _recent_interactions(customer_id: int, exclude_id: int | None = None) -> list[dict[str, Any]]:
     # Imported here: routing depends on customers, not the other way round.
     from contact_center.routing.models import Interaction
 
     interactions = db.session.scalars(
         sa.select(Interaction)
-        .where(Interaction.customer_id == customer_id)
+        .where(Interaction.customer_id == customer_id, Interaction.id != (exclude_id or 0))
         .order_by(Interaction.created_at.desc(), Interaction.id.desc())
         .limit(RECENT_INTERACTIONS)
     )
@@ -247,8 +247,11 @@ def _satisfaction(customer_id: int) -> dict[str, Any]:
     return {"last": last, "average": round(float(average), 2) if average is not None else None}
 
 
-def history(customer: Customer) -> dict[str, Any]:
-    """The screen pop: everything an agent should see when this customer calls."""
+def history(customer: Customer, exclude_interaction_id: int | None = None) -> dict[str, Any]:
+    """The screen pop: everything an agent should see when this customer calls.
+
+    `exclude_interaction_id` leaves out the interaction the screen pop is shown for.
+    """
     notes = db.session.scalars(
         sa.select(CustomerNote)
         .where(CustomerNote.customer_id == customer.id)
@@ -260,7 +263,7 @@ def history(customer: Customer) -> dict[str, Any]:
         # Tickets and complaints arrive with the tickets module; the keys are fixed now.
         "open_tickets": [],
         "complaints": [],
-        "recent_interactions": _recent_interactions(customer.id),
+        "recent_interactions": _recent_interactions(customer.id, exclude_interaction_id),
         "notes": [
             {
                 "at": isoformat(n.created_at),
@@ -273,11 +276,13 @@ def history(customer: Customer) -> dict[str, Any]:
     }
 
 
-def screen_pop_for_caller(raw_number: str | None) -> dict[str, Any]:
+def screen_pop_for_caller(
+    raw_number: str | None, exclude_interaction_id: int | None = None
+) -> dict[str, Any]:
     """The screen pop for a caller: their history, or suggestions when unknown."""
     customer = identify_caller(raw_number)
     if customer is not None:
-        return history(customer)
+        return history(customer, exclude_interaction_id)
     return {
         "customer": None,
         "suggestions": suggest_for_phone(raw_number),

@@ -13,11 +13,11 @@ from typing import Any
 
 from flask import session
 from flask_login import current_user
-from flask_socketio import Namespace, emit, join_room
+from flask_socketio import Namespace, disconnect, emit, join_room
 from marshmallow import Schema, ValidationError, fields, validate
 
 from contact_center.agents.models import User
-from contact_center.agents.services import token_record
+from contact_center.agents.services import token_record, token_record_by_hash
 from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.realtime.events import AGENT_NAMESPACE, agent_room
@@ -50,14 +50,31 @@ class WrapupDoneEvent(Schema):
 
 
 def socket_user(auth: Any) -> User | None:
-    """The user of a connecting socket: an API token in `auth`, or the login session."""
+    """The user of a connecting socket: an API token in `auth`, or the login session.
+
+    What authenticated the socket is kept in its session and checked again on every
+    event, so a revoked token or a sign-out ends the socket's rights at once.
+    """
     if isinstance(auth, dict) and auth.get("token") is not None:
         token = auth["token"]
         record = token_record(token) if isinstance(token, str) else None
-        return record.user if record else None
+        if record is None:
+            return None
+        session["auth"] = {"token_hash": record.token_hash}
+        return record.user
     if current_user.is_authenticated:
-        return current_user._get_current_object()
+        user = current_user._get_current_object()
+        session["auth"] = {"epoch": user.session_epoch}
+        return user
     return None
+
+
+def _still_authorised(agent: User) -> bool:
+    auth = session.get("auth") or {}
+    if "token_hash" in auth:
+        record = token_record_by_hash(auth["token_hash"])
+        return record is not None and record.user_id == agent.id
+    return auth.get("epoch") == agent.session_epoch
 
 
 def failure(code: str, message: str, fields_: dict | None = None) -> dict[str, Any]:
@@ -74,7 +91,13 @@ def agent_event(schema: type[Schema]) -> Callable:
         @functools.wraps(handler)
         def wrapper(self: AgentNamespace, data: Any = None) -> dict[str, Any]:
             agent = db.session.get(User, session.get("agent_id"))
-            if agent is None or not agent.has_role("agent") or not agent.is_active:
+            if (
+                agent is None
+                or not agent.has_role("agent")
+                or not agent.is_active
+                or not _still_authorised(agent)
+            ):
+                disconnect()
                 return failure("unauthorized", "Sign in again.")
             if not isinstance(data, dict):
                 return failure("bad_request", "The event payload must be an object.")
@@ -103,6 +126,11 @@ class AgentNamespace(Namespace):
         join_room(agent_room(user.id))
         routing.agent_connected(user)
         emit("status", routing.agent_status_payload(user))
+        # A reload or reconnect picks up where the agent was: held work, then a ringing offer.
+        emit("current", {"interactions": routing.held_interactions(user)})
+        pending = routing.pending_offer(user)
+        if pending is not None:
+            emit("offer", routing.offer_payload(pending))
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:

@@ -19,7 +19,12 @@ from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 
 from contact_center.agents.models import PRESENCES, User
-from contact_center.customers.services import identify_caller, mask, screen_pop_for_caller
+from contact_center.customers.services import (
+    history,
+    identify_caller,
+    mask,
+    screen_pop_for_caller,
+)
 from contact_center.db_types import isoformat, utcnow
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
@@ -370,15 +375,75 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
     }
 
 
+def screen_pop(interaction: Interaction) -> dict[str, Any]:
+    """The customer's history for an interaction (the interaction itself left out)."""
+    if interaction.customer is not None:
+        return history(interaction.customer, exclude_interaction_id=interaction.id)
+    return screen_pop_for_caller(interaction.from_address, exclude_interaction_id=interaction.id)
+
+
 def offer_payload(reservation: Reservation) -> dict[str, Any]:
     """The `offer` event: the interaction and the caller's screen pop, together."""
     interaction = reservation.interaction
     return {
         "reservation_id": reservation.id,
         "expires_at": isoformat(reservation.expires_at),
+        "server_time": isoformat(utcnow()),
+        "timeout_s": round((reservation.expires_at - reservation.created_at).total_seconds()),
         "interaction": interaction_payload(interaction),
-        "screen_pop": screen_pop_for_caller(interaction.from_address),
+        "screen_pop": screen_pop(interaction),
     }
+
+
+def held_interactions(agent: User) -> list[dict[str, Any]]:
+    """The work an agent holds (live or in wrap-up), as the console shows it on (re)connect."""
+    interactions = db.session.scalars(
+        sa.select(Interaction)
+        .where(Interaction.agent_id == agent.id, Interaction.status.in_(HOLDING_STATUSES))
+        .order_by(Interaction.answered_at, Interaction.id)
+    ).all()
+    result = []
+    for interaction in interactions:
+        accepted = db.session.scalar(
+            sa.select(Reservation.id).where(
+                Reservation.interaction_id == interaction.id,
+                Reservation.agent_id == agent.id,
+                Reservation.status == "accepted",
+            )
+        )
+        result.append(
+            {
+                "reservation_id": accepted,
+                "interaction": interaction_payload(interaction),
+                "screen_pop": screen_pop(interaction),
+            }
+        )
+    return result
+
+
+def pending_offer(agent: User) -> Reservation | None:
+    """The agent's ringing offer, if any."""
+    return db.session.scalar(
+        sa.select(Reservation).where(
+            Reservation.agent_id == agent.id, Reservation.status == "pending"
+        )
+    )
+
+
+def _emit_interaction(interaction: Interaction) -> None:
+    """Tell the agent holding an interaction that its status changed."""
+    if interaction.agent_id is not None:
+        emit_to_agent(interaction.agent_id, "interaction_updated", interaction_payload(interaction))
+
+
+def interaction_joined(interaction: Interaction) -> None:
+    """The caller's leg joined the conference: the conversation is live."""
+    if interaction.status != "connecting":
+        return
+    interaction.status = "active"
+    interaction.answered_at = interaction.answered_at or utcnow()
+    db.session.commit()
+    _emit_interaction(interaction)
 
 
 def agent_status_payload(agent: User) -> dict[str, Any]:
@@ -467,11 +532,7 @@ def set_agent_status(agent: User, status: str, reason: str | None = None) -> Use
 
 def revoke_pending_offer(agent: User, reason: str) -> Reservation | None:
     """Take back an agent's ringing offer; the interaction returns to its place."""
-    reservation = db.session.scalar(
-        sa.select(Reservation).where(
-            Reservation.agent_id == agent.id, Reservation.status == "pending"
-        )
-    )
+    reservation = pending_offer(agent)
     if reservation is None:
         return None
     return _close_offer(reservation, "revoked", reason, missed=False)
@@ -542,6 +603,7 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     emit_to_agent(
         agent.id, "assigned", {"interaction_id": interaction.id, "reservation_id": reservation.id}
     )
+    _emit_interaction(interaction)
     _emit_status(agent)
     if interaction.channel == "voice" and interaction.external_id:
         _connect_call(interaction, reservation, agent)
@@ -876,6 +938,7 @@ def _end(interaction: Interaction, outcome: str, duration_s: int | None) -> None
     if agent is None:
         return
     emit_to_agent(agent.id, "interaction_ended", interaction_payload(interaction))
+    _emit_interaction(interaction)
     _emit_status(agent)
     if interaction.status == "wrapup":
         _store().add_timer(f"wrapup:{interaction.id}", interaction.wrapup_until.timestamp())
@@ -941,6 +1004,7 @@ def _finish_wrapup(interaction: Interaction) -> None:
     interaction.status = "ended"
     db.session.commit()
     _store().cancel_timer(f"wrapup:{interaction.id}")
+    _emit_interaction(interaction)
     if interaction.agent is not None:
         _release_slot(interaction.agent, interaction)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from contact_center.agents.models import User
-from contact_center.agents.services import authenticate
+from contact_center.agents.services import authenticate, end_sessions
 from contact_center.extensions import db, login_manager
 
 bp = Blueprint("web", __name__)
@@ -28,7 +28,10 @@ class LogoutForm(FlaskForm):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if user is None or session.get("epoch") != user.session_epoch:
+        return None  # signed out since (on this or another device)
+    return user
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -56,6 +59,7 @@ def login():
         user = authenticate(form.username.data, form.password.data)
         if user is not None:
             login_user(user)
+            session["epoch"] = user.session_epoch
             return redirect(_safe_next(request.args.get("next")) or url_for("web.index"))
         error = "Unknown username or wrong password."
     status = 401 if request.method == "POST" else 200
@@ -68,6 +72,7 @@ def logout():
     form = LogoutForm()
     if not form.validate_on_submit():
         abort(400)
+    end_sessions(current_user._get_current_object())
     logout_user()
     return redirect(url_for("web.login"))
 

@@ -144,3 +144,59 @@ def test_away_during_a_call_means_no_offers_after_it(queue, create_user, agent_s
     _emit(socket, "complete", {"interaction_id": interaction.id})
     _call(twilio_post, 2)
     assert _received(socket, "offer") == []
+
+
+def test_reconnect_gets_held_work_and_ringing_offer(queue, create_user, agent_socket, twilio_post):
+    queue.channels = ["voice", "email"]
+    db.session.commit()
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    _available(socket)
+    first = _call(twilio_post, 1)
+    offer = _received(socket, "offer")[0]
+    assert offer["timeout_s"] == queue.offer_timeout_s and offer["server_time"].endswith("Z")
+    _emit(socket, "accept", {"reservation_id": offer["reservation_id"]})
+    socket.disconnect("/agent")
+    again = agent_socket(alice)
+    events = again.get_received("/agent")
+    names = [e["name"] for e in events]
+    assert names[:2] == ["status", "current"]
+    current = events[1]["args"][0]["interactions"]
+    assert [c["interaction"]["id"] for c in current] == [first.id]
+    assert current[0]["reservation_id"] == offer["reservation_id"]
+    assert "offer" not in names  # nothing ringing
+
+
+def test_caller_joining_the_conference_updates_the_console(
+    queue, create_user, agent_socket, twilio_post
+):
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    _available(socket)
+    interaction = _call(twilio_post, 1)
+    offer = _received(socket, "offer")[0]
+    _emit(socket, "accept", {"reservation_id": offer["reservation_id"]})
+    socket.get_received("/agent")
+    twilio_post(
+        f"/webhooks/twilio/voice/connect/{offer['reservation_id']}",
+        {"CallSid": call_sid(1)},
+        query={"leg": "caller"},
+    )
+    updates = _received(socket, "interaction_updated")
+    assert [u["status"] for u in updates] == ["active"]
+    assert updates[0]["id"] == interaction.id
+
+
+def test_screen_pop_leaves_out_the_call_being_offered(
+    queue, create_user, agent_socket, twilio_post
+):
+    from contact_center.customers.services import create_customer
+
+    create_customer({"name": "Wei Zhang", "phones": ["+447700900001"]})
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    _available(socket)
+    _call(twilio_post, 1)
+    offer = _received(socket, "offer")[0]
+    assert offer["screen_pop"]["customer"]["name"] == "Wei Zhang"
+    assert offer["screen_pop"]["recent_interactions"] == []

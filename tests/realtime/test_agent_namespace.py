@@ -60,3 +60,37 @@ def test_invalid_events_get_a_failed_ack_and_change_nothing(
     db.session.refresh(alice)
     assert alice.status == "offline"
     assert [e for e in socket.get_received("/agent") if e["name"] == "status"] == []
+
+
+def test_revoked_token_ends_the_socket_rights_at_once(create_user, agent_socket):
+    from contact_center.agents.models import ApiToken
+    from contact_center.agents.services import revoke_token
+    from contact_center.extensions import db
+
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    assert socket.emit("set_status", {"status": "away"}, namespace="/agent", callback=True)["ok"]
+    for record in db.session.scalars(db.select(ApiToken)):
+        revoke_token(record)
+    ack = socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    db.session.refresh(alice)
+    assert alice.presence == "away"
+
+
+def test_sign_out_ends_console_sockets(app, client, create_user):
+    from tests.conftest import PASSWORD
+
+    create_user("alice")
+    page = client.get("/login").get_data(as_text=True)
+    csrf = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf})
+    socket = socketio.test_client(app, namespace="/agent", flask_test_client=client)
+    assert socket.is_connected("/agent")
+    assert socket.emit("set_status", {"status": "away"}, namespace="/agent", callback=True)["ok"]
+    console = client.get("/agent").get_data(as_text=True)
+    csrf = console.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    assert client.post("/logout", data={"csrf_token": csrf}).status_code == 302
+    ack = socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    assert client.get("/agent").status_code == 302  # the page needs a new login too

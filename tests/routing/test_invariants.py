@@ -52,9 +52,13 @@ class RoutingMachine(RuleBasedStateMachine):
                 overflow_steps=[{"after_s": 5, "relax": {"lang:zh": 2}}],
                 max_missed_offers=1,
             ),
-            routing.create_queue(name="Cards", channels=["email"], teams=["Cards"],
-                                 strategy="least_occupied",
-                                 overflow_steps=[{"after_s": 5, "queue": "General"}]),
+            routing.create_queue(
+                name="Cards",
+                channels=["email"],
+                teams=["Cards"],
+                strategy="least_occupied",
+                overflow_steps=[{"after_s": 5, "queue": "General"}],
+            ),
         ]
         db.session.commit()
         self.agents = [
@@ -64,25 +68,34 @@ class RoutingMachine(RuleBasedStateMachine):
         self.serial = 0
 
     # ------------------------------------------------------------------ rules
-    @rule(queue=st.integers(0, 2), channel=st.sampled_from(["voice", "email"]),
-          tier=st.sampled_from(["A", "B", "C"]), complaint=st.booleans(),
-          extra=st.sampled_from([{}, {}, {"lang:en": 3}]),
-          preferred=st.none() | st.integers(0, 3))
+    @rule(
+        queue=st.integers(0, 2),
+        channel=st.sampled_from(["voice", "email"]),
+        tier=st.sampled_from(["A", "B", "C"]),
+        complaint=st.booleans(),
+        extra=st.sampled_from([{}, {}, {"lang:en": 3}]),
+        preferred=st.none() | st.integers(0, 3),
+    )
     def arrive(self, queue, channel, tier, complaint, extra, preferred):
         target = self.queues[queue]
         if channel not in target.channels:
             channel = target.channels[0]
         self.serial += 1
         routing.create_interaction(
-            channel=channel, queue=db.session.get(Queue, target.id),
-            external_id=f"p-{self.serial}", customer_tier=tier, complaint=complaint,
+            channel=channel,
+            queue=db.session.get(Queue, target.id),
+            external_id=f"p-{self.serial}",
+            customer_tier=tier,
+            complaint=complaint,
             required_skills=extra,
             preferred_agent_id=self.agents[preferred].id if preferred is not None else None,
             preferred_for_s=3,
         )
 
-    @rule(agent=st.integers(0, 3), status=st.sampled_from(["available", "available", "away",
-                                                           "offline"]))
+    @rule(
+        agent=st.integers(0, 3),
+        status=st.sampled_from(["available", "available", "away", "offline"]),
+    )
     def set_status(self, agent, status):
         routing.set_agent_status(self._agent(agent), status)
 
@@ -119,7 +132,8 @@ class RoutingMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 50))
     def abandon(self, pick):
         waiting = db.session.scalars(
-            sa.select(Interaction).where(Interaction.status.in_(("queued", "offered")))
+            sa.select(Interaction)
+            .where(Interaction.status.in_(("queued", "offered")))
             .order_by(Interaction.id)
         ).all()
         if waiting:
@@ -144,15 +158,22 @@ class RoutingMachine(RuleBasedStateMachine):
 
     @staticmethod
     def _pick_pending(pick: int) -> Reservation | None:
-        pending = db.session.scalars(sa.select(Reservation).where(
-            Reservation.status == "pending").order_by(Reservation.created_at)).all()
+        pending = db.session.scalars(
+            sa.select(Reservation)
+            .where(Reservation.status == "pending")
+            .order_by(Reservation.created_at)
+        ).all()
         return pending[pick % len(pending)] if pending else None
 
     @staticmethod
     def _held(statuses) -> list[Interaction]:
-        return list(db.session.scalars(sa.select(Interaction).where(
-            Interaction.agent_id.is_not(None), Interaction.status.in_(statuses)
-        ).order_by(Interaction.id)))
+        return list(
+            db.session.scalars(
+                sa.select(Interaction)
+                .where(Interaction.agent_id.is_not(None), Interaction.status.in_(statuses))
+                .order_by(Interaction.id)
+            )
+        )
 
     # ------------------------------------------------------------------ invariants
     @invariant()
@@ -161,7 +182,8 @@ class RoutingMachine(RuleBasedStateMachine):
         store = routing.get_store()
         redis = store.redis
         pending = db.session.scalars(
-            sa.select(Reservation).where(Reservation.status == "pending")).all()
+            sa.select(Reservation).where(Reservation.status == "pending")
+        ).all()
 
         # 1. No interaction offered twice, no agent with two offers.
         assert max(Counter(r.interaction_id for r in pending).values(), default=0) <= 1
@@ -172,12 +194,20 @@ class RoutingMachine(RuleBasedStateMachine):
         # 2. No agent over capacity on any channel; Redis load matches the database.
         for agent in db.session.scalars(sa.select(User)):
             for channel in ("voice", "email"):
-                holding = db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)
-                                            .where(Interaction.agent_id == agent.id,
-                                                   Interaction.channel == channel,
-                                                   Interaction.status.in_(HOLDING_STATUSES)))
-                offered = sum(1 for r in pending
-                              if r.agent_id == agent.id and r.interaction.channel == channel)
+                holding = db.session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Interaction)
+                    .where(
+                        Interaction.agent_id == agent.id,
+                        Interaction.channel == channel,
+                        Interaction.status.in_(HOLDING_STATUSES),
+                    )
+                )
+                offered = sum(
+                    1
+                    for r in pending
+                    if r.agent_id == agent.id and r.interaction.channel == channel
+                )
                 assert holding + offered <= (agent.capacity or {}).get(channel, 0)
                 assert store.load(agent.id, channel) == holding + offered
 
@@ -201,13 +231,21 @@ class RoutingMachine(RuleBasedStateMachine):
                 assert agent.id == interaction.preferred_agent_id
                 continue
             queue = interaction.queue
-            extra = {s: lv for s, lv in (interaction.required_skills or {}).items()
-                     if lv > (queue.required_skills or {}).get(s, 0)}
-            requirements = policy.tiers(queue.required_skills or {}, queue.teams or [],
-                                        queue.overflow_steps or [], extra)
-            reached = len(policy.relaxing_steps(
-                sorted(queue.overflow_steps or [], key=lambda s: s["after_s"])
-                [: interaction.overflow_step]))
+            extra = {
+                s: lv
+                for s, lv in (interaction.required_skills or {}).items()
+                if lv > (queue.required_skills or {}).get(s, 0)
+            }
+            requirements = policy.tiers(
+                queue.required_skills or {}, queue.teams or [], queue.overflow_steps or [], extra
+            )
+            reached = len(
+                policy.relaxing_steps(
+                    sorted(queue.overflow_steps or [], key=lambda s: s["after_s"])[
+                        : interaction.overflow_step
+                    ]
+                )
+            )
             allowed = requirements[: min(reached, len(requirements) - 1) + 1]
             assert any(r.admits(agent.skill_levels(), agent.team) for r in allowed)
             assert (agent.capacity or {}).get(interaction.channel, 0) > 0

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 3151744f21d6
+Revision ID: b6298c898add
 Revises: 
-Create Date: 2026-11-26 12:20:00.817009
+Create Date: 2026-11-26 12:40:02.832276
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import contact_center.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = '3151744f21d6'
+revision = 'b6298c898add'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -54,6 +54,7 @@ def upgrade():
     sa.Column('idle_since', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.Column('last_offer_at', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.Column('is_active_user', sa.Boolean(), nullable=False),
+    sa.Column('session_epoch', sa.Integer(), nullable=False),
     sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
