@@ -6,6 +6,7 @@ from flask_smorest import Api
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from marshmallow import Schema, fields
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -13,9 +14,25 @@ class Base(DeclarativeBase):
     pass
 
 
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata={"example": "validation_error"})
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", metadata={"description": "Which fields, and why"})
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+class ServiceDeskApi(Api):
+    """flask-smorest documenting our error body (errors.py renders it)."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-api = Api()
+api = ServiceDeskApi()

@@ -188,3 +188,9 @@ def test_openapi_document_lists_the_api(client):
     assert "/api/v1/customers" in spec["paths"]
     assert "/api/v1/customers/{customer_id}/history" in spec["paths"]
     assert "/api/v1/auth/tokens" in spec["paths"]
+
+
+def test_openapi_documents_the_error_format(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    error = spec["components"]["schemas"]["Error"]
+    assert "error" in error["properties"]
