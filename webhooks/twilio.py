@@ -140,8 +140,10 @@ def wait():
     """The caller's hold loop: tell them their place in the queue."""
     form = _TwilioForm().load(request.form)
     interaction = routing.interaction_by_external_id(form["CallSid"])
-    position = routing.queue_position(interaction) if interaction else None
-    return _twiml(twiml.wait_response(position))
+    if interaction is None or interaction.queue is None or interaction.status != "queued":
+        return _twiml(twiml.wait_response(None))
+    estimate = routing.estimate(interaction.queue, interaction)
+    return _twiml(twiml.wait_response(estimate["position"], estimate["estimated_wait_s"]))
 
 
 @bp.post("/voice/enqueue-result")

@@ -15,11 +15,22 @@ def enqueue_response(queue_name: str, wait_url: str, action_url: str, greeting: 
     return str(response)
 
 
-def wait_response(position: int | None) -> str:
-    """What a waiting caller hears between checks: their place, then hold music."""
+def spoken_wait(seconds: int) -> str:
+    """An estimated wait as a person would say it."""
+    if seconds < 60:
+        return "less than a minute"
+    minutes = round(seconds / 60)
+    return "about 1 minute" if minutes == 1 else f"about {minutes} minutes"
+
+
+def wait_response(position: int | None, estimated_wait_s: int | None = None) -> str:
+    """What a waiting caller hears between checks: their place and wait, then hold music."""
     response = VoiceResponse()
     if position:
-        response.say(f"You are number {position} in the queue. Thank you for waiting.")
+        text = f"You are number {position} in the queue."
+        if estimated_wait_s is not None and estimated_wait_s >= 0:
+            text += f" Your estimated wait is {spoken_wait(estimated_wait_s)}."
+        response.say(text + " Thank you for waiting.")
     else:
         response.say("Thank you for waiting. An agent will be with you shortly.")
     response.play("http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3")

@@ -147,3 +147,18 @@ def test_redirect_failure_leaves_interaction_for_status_callback(
     interaction = db.session.scalar(sa.select(Interaction))
     db.session.refresh(interaction)
     assert interaction.status == "ended"
+
+
+def test_wait_announces_position_and_estimated_wait(twilio_post, create_user, agent_socket):
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    twilio_post(VOICE, _call(10))
+    offer = next(e["args"][0] for e in socket.get_received("/agent") if e["name"] == "offer")
+    socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
+    twilio_post(VOICE, _call(11))
+    wait = twilio_post(f"{VOICE}/wait", {"CallSid": call_sid(11), "QueuePosition": "1"})
+    # One agent staffed, default 180 s handle time: (1 - 0.5) x 180 s = 90 s.
+    assert b"You are number 1 in the queue. Your estimated wait is about 2 minutes." in wait.data
