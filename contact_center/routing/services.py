@@ -557,7 +557,7 @@ def _close_offer(
     reservation.reason = reason
     if interaction.status == "offered":
         interaction.status = "queued"
-    if outcome == "rejected":
+    if outcome in ("rejected", "timeout"):
         agent.idle_since = now  # the agent goes to the back of the idle line
     queue = interaction.queue
     limit = queue.max_missed_offers if queue else 2

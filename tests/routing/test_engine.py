@@ -141,12 +141,13 @@ def test_offer_timeout_returns_to_place_and_tries_next_agent(make_queue, agent, 
     assert offered_to(interaction) == first.id
     second = agent("second")
     assert offered_to(later) == second.id
-    routing.accept(second, pending(second).id)
+    routing.accept(second, pending(second).id)  # second has email capacity left
     fire_timers(queue.offer_timeout_s + 1)
     reservation = db.session.scalar(sa.select(Reservation).where(Reservation.agent_id == first.id))
     assert reservation.status == "timeout"
-    # Back in its place (first in line), and offered again: second is the only free one.
-    assert offered_to(interaction) in (first.id, second.id)
+    # Back in its place and offered to the next agent: first went to the back of the line.
+    assert offered_to(interaction) == second.id
+    assert pending(first) is None
 
 
 def test_two_missed_offers_set_the_agent_away(make_queue, agent, arrive):
