@@ -103,6 +103,15 @@ def _twiml(body: str) -> Response:
     return Response(body, content_type=TWIML)
 
 
+def _apply_once(key: str, body: str, apply: Callable[[], Any]) -> Response:
+    """Apply a delivery once: its answer is stored with its changes and replayed to retries."""
+    if (earlier := replay(key)) is not None or (earlier := claim(key, body, TWIML)) is not None:
+        return earlier
+    apply()
+    db.session.commit()
+    return _twiml(body)
+
+
 def _after_commit(action: Callable[[], Any]) -> None:
     """Routing work after the data is committed: if Redis fails, a rebuild recovers it."""
     try:
@@ -151,14 +160,12 @@ def wait():
 def enqueue_result():
     """How the caller's wait ended; a hang-up while waiting is an abandon."""
     form = EnqueueResultForm().load(request.form)
-    body = twiml.empty_response()
-    key = f"enqueue-result:{form['CallSid']}"
-    if (earlier := replay(key)) is not None or (earlier := claim(key, body, TWIML)) is not None:
-        return earlier
-    if form["QueueResult"] in ("hangup", "leave", "error", "system-error", "queue-full"):
-        routing.call_status(form["CallSid"], "canceled", None)
-    db.session.commit()
-    return _twiml(body)
+
+    def apply() -> None:
+        if form["QueueResult"] in ("hangup", "leave", "error", "system-error", "queue-full"):
+            routing.call_status(form["CallSid"], "canceled", None)
+
+    return _apply_once(f"enqueue-result:{form['CallSid']}", twiml.empty_response(), apply)
 
 
 @bp.post("/voice/connect/<reservation_id>")
@@ -181,10 +188,8 @@ def connect(reservation_id: str):
 def call_status():
     """Call status callbacks: completion ends the interaction, an early end abandons it."""
     form = CallStatusForm().load(request.form)
-    body = twiml.empty_response()
-    key = f"status:{form['CallSid']}:{form['CallStatus']}:{form['SequenceNumber']}"
-    if (earlier := replay(key)) is not None or (earlier := claim(key, body, TWIML)) is not None:
-        return earlier
-    routing.call_status(form["CallSid"], form["CallStatus"], form["CallDuration"])
-    db.session.commit()
-    return _twiml(body)
+    return _apply_once(
+        f"status:{form['CallSid']}:{form['CallStatus']}:{form['SequenceNumber']}",
+        twiml.empty_response(),
+        lambda: routing.call_status(form["CallSid"], form["CallStatus"], form["CallDuration"]),
+    )
