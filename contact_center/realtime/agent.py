@@ -124,13 +124,14 @@ class AgentNamespace(Namespace):
             return False  # refuses the connection
         session["agent_id"] = user.id
         join_room(agent_room(user.id))
-        routing.agent_connected(user)
         emit("status", routing.agent_status_payload(user))
         # A reload or reconnect picks up where the agent was: held work, then a ringing offer.
         emit("current", {"interactions": routing.held_interactions(user)})
         pending = routing.pending_offer(user)
         if pending is not None:
             emit("offer", routing.offer_payload(pending))
+        # Last: coming back may bring a new offer, which then follows the state above.
+        routing.agent_connected(user)
         return True
 
     def on_disconnect(self, reason: Any = None) -> None:

@@ -595,7 +595,8 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     interaction = reservation.interaction
     reservation.status = "accepted"
     reservation.responded_at = now
-    interaction.status = "connecting"
+    # A call is live once the caller joins the conference; other channels are live at once.
+    interaction.status = "connecting" if interaction.channel == "voice" else "active"
     interaction.agent_id = agent.id
     interaction.answered_at = now
     _derive_status(agent, now)

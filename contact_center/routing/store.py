@@ -119,10 +119,14 @@ MATCH_AGENT = (
 local agent, res_id, now, expires = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local best, best_key, best_score, best_weight, best_channel = nil, nil, nil, nil, nil
 local candidates = {}
+-- The agent's facts do not change within the script: check once per channel and rule.
+local allowed = {}
 for i = 9, #KEYS do
   local base = 6 + (i - 9) * 3
   local channel, voice_exclusive, weight = ARGV[base], ARGV[base + 1], tonumber(ARGV[base + 2])
-  if can_take(agent, channel, voice_exclusive) then
+  local rule = channel .. voice_exclusive
+  if allowed[rule] == nil then allowed[rule] = can_take(agent, channel, voice_exclusive) end
+  if allowed[rule] then
     local head = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
     if #head > 0 then
       local score = tonumber(head[2])

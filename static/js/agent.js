@@ -20,6 +20,15 @@
     wrapup: "Wrap-up",
     away: "Away",
   };
+  var PRESENCES = ["available", "away", "offline"];
+  var LIVE = ["connecting", "active"];      // the conversation is going on
+  var HELD = ["connecting", "active", "wrapup"];
+  var STATUS_RANK = { connecting: 0, active: 1, wrapup: 2, ended: 3 };
+  var CHANNEL_NAMES = { voice: "Call", email: "Email", callback: "Callback", chat: "Chat" };
+  var STATE_LABELS = {
+    voice: { connecting: "Connecting…", connected: "Connected", wrapup: "Wrap-up", completed: "Completed" },
+    other: { connecting: "In progress", connected: "In progress", wrapup: "Wrap-up", completed: "Completed" },
+  };
   var IDLE_TEXT = {
     offline: ["You are offline", "Go Available to start receiving calls."],
     available: ["Waiting for the next call", "Calls ring here as soon as a caller is routed to you."],
@@ -216,8 +225,16 @@
     since: $("agent-status-since").getAttribute("datetime"),
     offers: [],        // pending offer payloads, oldest first; the first one rings
     offersById: {},    // reservation_id -> offer payload (kept after accept for `assigned`)
-    current: null,     // {interactionId, reservationId, offer, interaction, ended, completed, answeredAt}
+    items: [],         // work in hand (see newItem), in the order it was taken
+    selectedId: null,  // the interaction id shown in the work panel
+    // The server's clock minus this browser's, learnt from each offer's server_time: server
+    // timestamps (deadlines, answer times) are compared with serverNow(), never Date.now().
+    clockOffsetMs: 0,
   };
+
+  function serverNow() {
+    return Date.now() + state.clockOffsetMs;
+  }
 
   // ---------------------------------------------------------------- presence
 
@@ -255,11 +272,11 @@
   function tickStatus() {
     var since = parseTime(state.since);
     $("agent-status-elapsed").textContent = since
-      ? "(" + shortDuration((Date.now() - since.getTime()) / 1000) + ")" : "";
+      ? "(" + shortDuration((serverNow() - since.getTime()) / 1000) + ")" : "";
   }
 
   function renderIdle() {
-    var busy = state.offers.length > 0 || state.current !== null;
+    var busy = state.offers.length > 0 || state.items.length > 0;
     show($("idle"), !busy);
     var text = IDLE_TEXT[state.status] || IDLE_TEXT.offline;
     $("idle-title").textContent = text[0];
@@ -290,10 +307,7 @@
     state.reason = payload.reason || null;
     state.presence = payload.presence || null;
     if (changed) activity("Status: " + (STATUS_LABELS[state.status] || state.status), "status");
-    if (state.current) {
-      if (state.status === "available" && state.current.completed) closeCurrent();
-      else renderCurrent();  // wrap-up shows "Finish wrap-up"; leaving it hides the button
-    }
+    if (PRESENCES.indexOf(state.status) >= 0) settleWrapups();
     renderStatus();
   }
 
@@ -352,6 +366,7 @@
   }
 
   function unknownCaller(pop, interaction) {
+    var written = isWritten(interaction);
     var suggestions = (pop.suggestions || []).map(function (s) {
       return h("li", { className: "suggestion" },
         h("span", { className: "suggestion-name" }, s.name),
@@ -360,10 +375,12 @@
     return h("div", { className: "pop-profile pop-unknown" },
       h("div", { className: "badges" }, badge("Not recognised", "warn")),
       h("dl", { className: "facts" },
-        fact("Calling from", (interaction && interaction.from) || "Withheld number", "fact-strong")),
+        written
+          ? fact("From", (interaction && interaction.from) || "No address", "fact-strong")
+          : fact("Calling from", (interaction && interaction.from) || "Withheld number", "fact-strong")),
       section("Possible matches", suggestions.length
         ? h("ul", { className: "suggestions" }, suggestions)
-        : empty("No customer matches this number.")));
+        : empty(written ? "No customer matches this address." : "No customer matches this number.")));
   }
 
   function interactionsTable(rows) {
@@ -425,7 +442,7 @@
     pop = pop || {};
     var customer = pop.customer || null;
     var side = customer ? profile(customer, pop.satisfaction) : unknownCaller(pop, interaction);
-    // The history may already list the interaction being offered: show only earlier ones.
+    // Servers leave the interaction itself out of its history; older ones did not.
     var currentId = interaction && interaction.id;
     var earlier = (pop.recent_interactions || []).filter(function (row) { return row.id !== currentId; });
     var history = h("div", { className: "pop-history" },
@@ -437,8 +454,15 @@
     append(container, h("div", { className: "pop-grid" }, side, history));
   }
 
-  function callerName(pop) {
-    return pop && pop.customer && pop.customer.name ? pop.customer.name : "Unknown caller";
+  function isWritten(interaction) {
+    var channel = interaction && interaction.channel;
+    return Boolean(channel) && channel !== "voice" && channel !== "callback";
+  }
+
+  /* The customer's name, or what to call someone we do not know (caller, sender). */
+  function callerName(pop, interaction) {
+    if (pop && pop.customer && pop.customer.name) return pop.customer.name;
+    return isWritten(interaction) ? "Unknown sender" : "Unknown caller";
   }
 
   function offerMeta(interaction) {
@@ -460,10 +484,25 @@
 
   function onOffer(offer) {
     if (!offer || !offer.reservation_id || state.offersById[offer.reservation_id]) return;
+    timeOffer(offer);
     state.offersById[offer.reservation_id] = offer;
     state.offers.push(offer);
-    activity("Offer: " + callerName(offer.screen_pop), "offer");
+    activity("Offer: " + callerName(offer.screen_pop, offer.interaction), "offer");
     if (state.offers.length === 1) renderOffer();
+  }
+
+  /* When the offer runs out, on this browser's clock. The server says when it sent the offer
+   * (server_time) and when it expires: the difference is what is left, whatever the two
+   * clocks say. Older servers send no server_time: the last known offset stands in. */
+  function timeOffer(offer) {
+    var receivedAt = Date.now();
+    var sent = parseTime(offer.server_time);
+    var expires = parseTime(offer.expires_at);
+    if (sent) state.clockOffsetMs = sent.getTime() - receivedAt;
+    var leftMs = expires ? expires.getTime() - (sent ? sent.getTime() : receivedAt + state.clockOffsetMs) : null;
+    offer._deadline = leftMs === null ? null : receivedAt + leftMs;
+    var total = Number(offer.timeout_s);
+    offer._totalMs = total > 0 ? total * 1000 : Math.max(leftMs || 0, 1000);
   }
 
   function renderOffer() {
@@ -478,16 +517,15 @@
     var interaction = offer.interaction || {};
     var channel = interaction.channel || "voice";
     $("offer").dataset.channel = channel;
-    $("offer-eyebrow").textContent = "Incoming " + (channel === "voice" ? "call" : channel);
-    $("caller-name").textContent = callerName(offer.screen_pop);
+    $("offer-eyebrow").textContent = "Incoming " + (channel === "voice" ? "call" : channelName(channel).toLowerCase());
+    $("caller-name").textContent = callerName(offer.screen_pop, offer.interaction);
     $("offer-meta").textContent = offerMeta(interaction);
     $("accept-offer").disabled = false;
     $("reject-offer").disabled = false;
     renderPop($("offer-pop"), offer.screen_pop, interaction);
-    offer._receivedAt = offer._receivedAt || Date.now();
     show($("offer"), true);
     renderIdle();
-    document.title = "Incoming: " + callerName(offer.screen_pop);
+    document.title = "Incoming: " + callerName(offer.screen_pop, offer.interaction);
     tickCountdown();
     countdownTimer = setInterval(tickCountdown, 250);
     beep();
@@ -502,14 +540,11 @@
 
   function tickCountdown() {
     var offer = state.offers[0];
-    if (!offer) return;
-    var expires = parseTime(offer.expires_at);
-    if (!expires) return;
-    var remainingMs = expires.getTime() - Date.now();
-    if (offer._totalMs === undefined) offer._totalMs = Math.max(remainingMs, 1000);
+    if (!offer || offer._deadline === null || offer._deadline === undefined) return;
+    var remainingMs = offer._deadline - Date.now();
     if (remainingMs <= 0) {
       dropOffer(offer.reservation_id);
-      toast("The offer from " + callerName(offer.screen_pop) + " expired.", "warn");
+      toast("The offer from " + callerName(offer.screen_pop, offer.interaction) + " expired.", "warn");
       activity("Offer expired", "warn");
       return;
     }
@@ -540,7 +575,8 @@
         else renderOffer();
         return;
       }
-      startCurrent(offer, ack.interaction || { id: offer.interaction && offer.interaction.id });
+      var interaction = ack.interaction || { id: offer.interaction && offer.interaction.id };
+      took(offer, interaction);
     });
   }
 
@@ -556,7 +592,7 @@
         else renderOffer();
         return;
       }
-      activity("Declined " + callerName(offer.screen_pop), "info");
+      activity("Declined " + callerName(offer.screen_pop, offer.interaction), "info");
       dropOffer(offer.reservation_id);
     });
   }
@@ -571,165 +607,442 @@
     dropOffer(payload.reservation_id);
   }
 
-  // ---------------------------------------------------------------- the current interaction
+  // ---------------------------------------------------------------- work in hand
 
-  var callTimer = null;
-
-  function startCurrent(offer, interaction) {
-    var id = interaction && interaction.id;
-    if (state.current && state.current.interactionId === id) {
-      // `assigned` and the accept ack both land here: merge, do not restart.
-      state.current.interaction = Object.assign({}, state.current.interaction, interaction);
-      if (interaction.answered_at) state.current.answeredAt = parseTime(interaction.answered_at);
-      renderCurrent();
-      return;
-    }
-    if (offer) dropOffer(offer.reservation_id);
-    state.current = {
-      interactionId: id,
-      reservationId: offer ? offer.reservation_id : null,
-      offer: offer || null,
-      interaction: Object.assign({}, offer && offer.interaction, interaction),
-      ended: false,
-      completed: false,
-      answeredAt: parseTime(interaction && interaction.answered_at) || new Date(),
+  /* One work item per interaction the agent holds. `status` is the server's interaction
+   * status: connecting -> active -> wrapup -> ended (or straight to ended without wrap-up).
+   * The outcome form is the selected item's; each item keeps its own draft of it. */
+  function newItem(id) {
+    return {
+      id: id,
+      reservationId: null,
+      interaction: { id: id },
+      screenPop: null,
+      status: "connecting",
+      draft: { disposition: "", notes: "" },
+      dirty: false,          // the draft has changes the server has not got
+      outcomeSaved: false,   // `complete` went through (or the server has a disposition)
+      pending: false,        // a complete / wrapup_done is on its way
+      finishing: false,      // wrapup_done is on its way: "ended" closes the item
+      takenAt: Date.now(),
     };
-    $("disposition").value = "";
-    $("notes").value = "";
-    activity("Connected to " + callerName(offer && offer.screen_pop), "call");
-    var pop = offer ? offer.screen_pop : null;
-    if (pop) renderPop($("current-pop"), pop, state.current.interaction);
-    else clear($("current-pop"));
-    show($("current-pop"), Boolean(pop));
-    renderCurrent();
-    if (callTimer) clearInterval(callTimer);
-    callTimer = setInterval(tickCall, 1000);
-    tickCall();
   }
 
-  function renderCurrent() {
-    var current = state.current;
-    var panel = $("current-interaction");
-    if (!current) {
-      show(panel, false);
-      renderIdle();
-      return;
+  function itemById(id) {
+    for (var i = 0; i < state.items.length; i++) {
+      if (state.items[i].id === id) return state.items[i];
     }
-    var pop = current.offer ? current.offer.screen_pop : null;
-    $("current-caller-name").textContent = pop ? callerName(pop) : "Interaction " + current.interactionId;
-    $("current-ref").textContent = current.interactionId ? "#" + current.interactionId : "";
-    $("current-meta").textContent = offerMeta(current.interaction);
-    var callState = $("call-state");
-    var stateKey = current.completed ? "completed" : current.ended ? "ended" : "connected";
-    callState.dataset.state = stateKey;
-    panel.dataset.state = stateKey;
-    callState.textContent = { connected: "Connected", ended: "Call ended", completed: "Completed" }[stateKey];
-    var wrapup = state.status === "wrapup";
-    $("complete-interaction").disabled = current.completed || current.pending;
-    $("disposition").disabled = current.completed;
-    $("notes").disabled = current.completed;
-    show($("finish-wrapup"), wrapup && (current.ended || current.completed));
-    $("finish-wrapup").disabled = Boolean(current.pending);
-    var hint = "";
-    var wrapupUntil = parseTime(current.interaction && current.interaction.wrapup_until);
-    if (current.completed && wrapup && wrapupUntil) {
-      hint = "Wrap-up ends by itself at " + timeOfDay(wrapupUntil.toISOString()) + ". Finish early when you are ready.";
-    } else if (current.completed && wrapup) hint = "Wrap-up: finish when you are ready for the next call.";
-    else if (current.ended && !current.completed) hint = "The call has ended. Record the outcome, then complete.";
-    else if (!current.ended) hint = "Complete ends the call and starts wrap-up.";
-    $("wrapup-hint").textContent = hint;
-    show(panel, true);
-    renderIdle();
+    return null;
   }
 
-  function tickCall() {
-    var current = state.current;
-    if (!current || !current.answeredAt) return;
-    var known = current.ended && current.interaction ? current.interaction.duration_s : null;
-    if (known !== null && known !== undefined) {
-      $("call-timer").textContent = duration(known);  // the telephony's figure, once it is over
-      return;
+  function selectedItem() {
+    return itemById(state.selectedId) || state.items[0] || null;
+  }
+
+  /* Create or update the item of an interaction payload; returns [item, previous status]. */
+  function upsertItem(interaction, extra) {
+    if (!interaction || interaction.id === undefined || interaction.id === null) return [null, null];
+    var item = itemById(interaction.id);
+    var before = item ? item.status : null;
+    if (!item) {
+      item = newItem(interaction.id);
+      if (interaction.disposition) {
+        item.draft.disposition = interaction.disposition;
+        item.outcomeSaved = true;
+      }
+      state.items.push(item);
     }
-    var end = current.endedAt ? current.endedAt.getTime() : Date.now();
-    $("call-timer").textContent = duration((end - current.answeredAt.getTime()) / 1000);
+    // Statuses only move forward: a payload serialised before a change we already know of
+    // (an ack overtaken by `interaction_updated`, say) must not take the item back.
+    var stale = before !== null && !(STATUS_RANK[interaction.status] >= STATUS_RANK[before]);
+    Object.keys(interaction).forEach(function (key) {
+      if (interaction[key] === undefined) return;
+      if (stale && (key === "status" || item.interaction[key] !== null && item.interaction[key] !== undefined)) return;
+      item.interaction[key] = interaction[key];
+    });
+    if (!stale && STATUS_RANK[interaction.status] !== undefined) item.status = interaction.status;
+    extra = extra || {};
+    if (extra.reservationId) item.reservationId = extra.reservationId;
+    if (extra.screenPop) {
+      item.screenPop = extra.screenPop;
+      item.popVersion = (item.popVersion || 0) + 1;
+    }
+    return [item, before];
+  }
+
+  function channelOf(item) {
+    return (item && item.interaction && item.interaction.channel) || "voice";
+  }
+
+  function channelName(channel) {
+    return CHANNEL_NAMES[channel] || humanise(channel);
+  }
+
+  function itemName(item) {
+    if (item.screenPop) return callerName(item.screenPop, item.interaction);
+    return item.interaction.from || channelName(channelOf(item)) + " #" + item.id;
+  }
+
+  function stateKey(item) {
+    return { connecting: "connecting", active: "connected", wrapup: "wrapup", ended: "completed" }[item.status] || "connecting";
+  }
+
+  function stateLabel(item) {
+    var labels = channelOf(item) === "voice" ? STATE_LABELS.voice : STATE_LABELS.other;
+    return labels[stateKey(item)];
+  }
+
+  /* The agent took an offer (the accept ack, or `assigned`, whichever comes first). */
+  function took(offer, interaction) {
+    var known = itemById(interaction.id);
+    var payload = Object.assign({}, offer ? offer.interaction : null, interaction);
+    if (!interaction.status && !known) payload.status = "connecting";  // not "offered" any more
+    else if (!interaction.status) delete payload.status;
+    var item = upsertItem(payload, {
+      reservationId: offer ? offer.reservation_id : null,
+      screenPop: offer && !(known && known.screenPop) ? offer.screen_pop : null,
+    })[0];
+    if (!item) return;
+    if (offer) dropOffer(offer.reservation_id);
+    if (!known) {
+      state.selectedId = item.id;
+      activity("Accepted " + itemName(item), "call");
+    }
+    renderWork();
   }
 
   function onAssigned(payload) {
     if (!payload) return;
     var offer = state.offersById[payload.reservation_id] || null;
-    startCurrent(offer, { id: payload.interaction_id });
+    took(offer, { id: payload.interaction_id });
   }
 
-  function onInteractionEnded(interaction) {
-    var current = state.current;
-    if (!interaction || !current || current.interactionId !== interaction.id) return;
-    if (!current.ended) activity("Call ended by the caller", "call");
-    markEnded(interaction);
+  /* `current` on every (re)connect: the work the agent holds, as the server sees it. */
+  function onCurrent(payload) {
+    var list = payload && Array.isArray(payload.interactions) ? payload.interactions : [];
+    // A ringing offer, if still pending, comes again right after this (with fresh timing).
+    state.offers.forEach(function (o) { delete state.offersById[o.reservation_id]; });
+    state.offers = [];
+    renderOffer();
+    var held = {};
+    list.forEach(function (entry) {
+      if (!entry || !entry.interaction) return;
+      var known = itemById(entry.interaction.id);
+      var item = upsertItem(entry.interaction, {
+        reservationId: entry.reservation_id,
+        screenPop: entry.screen_pop,
+      })[0];
+      if (!item) return;
+      held[item.id] = true;
+      if (!known) activity("Resumed " + channelName(channelOf(item)).toLowerCase() + " with " + itemName(item), "call");
+    });
+    // Whatever is not listed ended while this console was away.
+    state.items.slice().forEach(function (item) {
+      if (held[item.id]) return;
+      item.status = "ended";
+      if (!item.dirty) removeItem(item.id);
+    });
+    renderWork();
   }
 
-  function markEnded(interaction) {
-    var current = state.current;
-    current.ended = true;
-    current.interaction = Object.assign({}, current.interaction, interaction);
-    current.endedAt = parseTime(interaction && interaction.ended_at) || new Date();
-    tickCall();
-    renderCurrent();
+  function onInteractionUpdated(interaction) {
+    if (!interaction || interaction.id === undefined) return;
+    var known = itemById(interaction.id);
+    // Work taken elsewhere (another console of this agent) still shows up here.
+    if (!known && HELD.indexOf(interaction.status) < 0) return;
+    var result = upsertItem(interaction);
+    var item = result[0];
+    var before = result[1];
+    if (!item) return;
+    if (before !== item.status) noteTransition(item, before);
+    if (item.status === "ended" && (item.finishing || (item.outcomeSaved && !item.dirty && !item.pending))) {
+      removeItem(item.id);
+      return;
+    }
+    renderWork();
   }
 
-  function complete(then) {
-    var current = state.current;
-    if (!current || current.pending) return;
-    var disposition = $("disposition").value || null;
-    var notes = $("notes").value.trim() || null;
-    var payload = { interaction_id: current.interactionId };
-    if (disposition) payload.disposition = disposition;
-    if (notes) payload.notes = notes;
-    current.pending = true;
-    renderCurrent();
-    socket.timeout(ACK_TIMEOUT_MS).emit("complete", payload, function (err, ack) {
-      current.pending = false;
-      if (err || !ack || !ack.ok) {
-        toast(errorMessage(err, ack, "Could not complete the interaction."), "error");
-        renderCurrent();
-        return;
-      }
-      current.completed = true;
-      if (!current.ended) markEnded(ack.interaction);
-      else current.interaction = Object.assign({}, current.interaction, ack.interaction);
-      activity("Completed" + (disposition ? ": " + humanise(disposition) : ""), "call");
-      if (then) then();
-      else if (state.status !== "wrapup" && state.status !== "busy") closeCurrent();
-      else renderCurrent();
+  function noteTransition(item, before) {
+    var voice = channelOf(item) === "voice";
+    if (item.status === "active" && voice) {
+      activity("Connected to " + itemName(item), "call");
+    } else if (LIVE.indexOf(before) >= 0 && LIVE.indexOf(item.status) < 0 && !item.pending) {
+      activity((voice ? "Call ended by the caller: " : "Ended: ") + itemName(item), "call");
+    } else if (before === "wrapup" && item.status === "ended" && !item.finishing) {
+      activity("Wrap-up time over: " + itemName(item), "info");
+    }
+  }
+
+  /* Without `interaction_updated` (older servers) a wrap-up running out shows only as the
+   * agent's status going back to their presence: close what was already written up. */
+  function settleWrapups() {
+    state.items.slice().forEach(function (item) {
+      if (item.status !== "wrapup" || item.pending) return;
+      item.status = "ended";
+      if (item.outcomeSaved && !item.dirty) removeItem(item.id);
+    });
+    renderWork();
+  }
+
+  function removeItem(id) {
+    var item = itemById(id);
+    if (!item) return;
+    state.items = state.items.filter(function (i) { return i.id !== id; });
+    if (item.reservationId) delete state.offersById[item.reservationId];
+    if (state.selectedId === id) state.selectedId = state.items.length ? state.items[0].id : null;
+    renderWork();
+  }
+
+  function select(id) {
+    if (!itemById(id) || state.selectedId === id) return;
+    state.selectedId = id;
+    renderWork();
+  }
+
+  // ---------------------------------------------------------------- rendering the work
+
+  var SVG = "http://www.w3.org/2000/svg";
+  var ICON_PATHS = {
+    voice: ["M5 4h4l2 5-2.5 1.5a11 11 0 0 0 5 5L15 13l5 2v4a2 2 0 0 1-2 2A16 16 0 0 1 3 6a2 2 0 0 1 2-2"],
+    email: ["M5 5h14a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2", "m3 7 9 6 9-6"],
+  };
+
+  function channelIcon(channel) {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    svg.setAttribute("class", "icon-phone");
+    (ICON_PATHS[channel] || ICON_PATHS.email).forEach(function (d) {
+      var path = document.createElementNS(SVG, "path");
+      path.setAttribute("d", d);
+      svg.appendChild(path);
+    });
+    return svg;
+  }
+
+  var shown = { popFor: null, popVersion: null, formFor: null };
+
+  function renderWork() {
+    if (state.selectedId === null || !itemById(state.selectedId)) {
+      state.selectedId = state.items.length ? state.items[0].id : null;
+    }
+    renderTabs();
+    renderSelected();
+    tickWork();
+    renderIdle();
+  }
+
+  function renderTabs() {
+    var list = $("work-items");
+    var focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest(".work-tab") : null;
+    var focusId = focused ? Number(focused.dataset.interactionId) : null;
+    clear(list);
+    show(list, state.items.length > 1);
+    if (state.items.length < 2) return;  // one piece of work needs no tabs
+    state.items.forEach(function (item) {
+      var selected = item.id === state.selectedId;
+      var channel = channelOf(item);
+      var tab = h("button", {
+        type: "button",
+        role: "tab",
+        id: "work-tab-" + item.id,
+        className: "work-tab",
+        "aria-selected": selected ? "true" : "false",
+        "aria-controls": "current-interaction",
+        tabindex: selected ? "0" : "-1",
+        dataset: { interactionId: item.id, state: stateKey(item), channel: channel },
+      },
+        h("span", { className: "work-tab-icon" }, channelIcon(channel)),
+        h("span", { className: "work-tab-text" },
+          h("span", { className: "work-tab-name" }, itemName(item)),
+          h("span", { className: "work-tab-meta" },
+            h("span", { className: "work-tab-state" }, stateLabel(item)),
+            h("span", { className: "work-tab-time" }, ""))));
+      tab.addEventListener("click", function () { select(item.id); });
+      list.appendChild(tab);
+      if (focusId === item.id) tab.focus();
     });
   }
 
-  function finishWrapup() {
-    var current = state.current;
-    if (!current) return;
-    if (!current.completed) {
-      complete(finishWrapup);  // keep what the agent typed: save it first
+  function renderSelected() {
+    var item = selectedItem();
+    var panel = $("current-interaction");
+    if (!item) {
+      show(panel, false);
+      shown.popFor = shown.formFor = null;
       return;
     }
-    current.pending = true;
-    renderCurrent();
-    socket.timeout(ACK_TIMEOUT_MS).emit("wrapup_done", { interaction_id: current.interactionId }, function (err, ack) {
-      current.pending = false;
+    var channel = channelOf(item);
+    var key = stateKey(item);
+    var voice = channel === "voice";
+    panel.dataset.state = key;
+    panel.dataset.channel = channel;
+    $("current-kind").textContent = channelName(channel);
+    $("current-ref").textContent = "#" + item.id;
+    $("current-caller-name").textContent = itemName(item);
+    $("current-meta").textContent = offerMeta(item.interaction);
+    var callState = $("call-state");
+    callState.dataset.state = key;
+    callState.textContent = stateLabel(item);
+    $("call-timer").setAttribute("aria-label", voice ? "Call duration" : "Time open");
+
+    if (shown.popFor !== item.id || shown.popVersion !== item.popVersion) {
+      if (item.screenPop) renderPop($("current-pop"), item.screenPop, item.interaction);
+      else clear($("current-pop"));
+      show($("current-pop"), Boolean(item.screenPop));
+      shown.popFor = item.id;
+      shown.popVersion = item.popVersion;
+    }
+    if (shown.formFor !== item.id) {
+      $("disposition").value = item.draft.disposition;
+      $("notes").value = item.draft.notes;
+      $("notes").placeholder = voice
+        ? "What was the call about, what did you agree?"
+        : "What was it about, what did you reply or agree?";
+      shown.formFor = item.id;
+    }
+
+    var live = LIVE.indexOf(item.status) >= 0;
+    var wrapup = item.status === "wrapup";
+    var ended = item.status === "ended";
+    var complete = $("complete-interaction");
+    show(complete, live || ended);
+    complete.textContent = ended ? "Save outcome" : "Complete";
+    complete.disabled = item.pending;
+    show($("finish-wrapup"), wrapup);
+    $("finish-wrapup").disabled = item.pending;
+    show($("dismiss-interaction"), ended);
+    $("dismiss-interaction").disabled = item.pending;
+    $("disposition").disabled = item.pending;
+    $("notes").disabled = item.pending;
+    $("wrapup-hint").textContent = hintFor(item);
+    show(panel, true);
+  }
+
+  function hintFor(item) {
+    var voice = channelOf(item) === "voice";
+    if (item.status === "connecting" && voice) return "Connecting you to the caller. Complete ends the call and starts wrap-up.";
+    if (LIVE.indexOf(item.status) >= 0) {
+      return voice ? "Complete ends the call and starts wrap-up." : "Complete closes this " + channelName(channelOf(item)).toLowerCase() + " and starts wrap-up.";
+    }
+    if (item.status === "wrapup") {
+      var until = parseTime(item.interaction.wrapup_until);
+      var ends = until ? "Wrap-up ends by itself at " + timeOfDay(new Date(until.getTime() - state.clockOffsetMs).toISOString()) + ". " : "";
+      if (!item.outcomeSaved || item.dirty) {
+        return (voice ? "The call has ended. " : "") + "Record the outcome, then finish wrap-up. " + ends;
+      }
+      return "Outcome saved. " + ends + "Finish early when you are ready.";
+    }
+    var over = item.interaction.wrapup_until ? "Wrap-up is over. "
+      : voice ? "The call has ended. " : "";
+    return over + "Save the outcome, or close this without one.";
+  }
+
+  function elapsedSeconds(item) {
+    var i = item.interaction;
+    if (LIVE.indexOf(item.status) < 0 && i.duration_s !== null && i.duration_s !== undefined) return i.duration_s;
+    var start = parseTime(i.answered_at);
+    var end = parseTime(i.ended_at);
+    if (start && end) return (end.getTime() - start.getTime()) / 1000;
+    if (start) return (serverNow() - start.getTime()) / 1000;
+    return (Date.now() - item.takenAt) / 1000;
+  }
+
+  function wrapupLeftSeconds(item) {
+    var until = parseTime(item.interaction.wrapup_until);
+    return item.status === "wrapup" && until ? (until.getTime() - serverNow()) / 1000 : null;
+  }
+
+  /* Every second: the selected item's timers, and each tab's. */
+  function tickWork() {
+    var item = selectedItem();
+    if (item) {
+      $("call-timer").textContent = duration(elapsedSeconds(item));
+      var left = wrapupLeftSeconds(item);
+      var remaining = $("wrapup-remaining");
+      remaining.textContent = left === null ? "" : "Wrap-up " + duration(Math.max(0, left)) + " left";
+      show(remaining, left !== null);
+    }
+    state.items.forEach(function (i) {
+      var tab = $("work-tab-" + i.id);
+      if (!tab) return;
+      var left = wrapupLeftSeconds(i);
+      tab.querySelector(".work-tab-time").textContent =
+        left === null ? duration(elapsedSeconds(i)) : duration(Math.max(0, left)) + " left";
+    });
+  }
+
+  // ---------------------------------------------------------------- completing work
+
+  function complete(item, then) {
+    if (!item || item.pending) return;
+    var disposition = item.draft.disposition || null;
+    var notes = item.draft.notes.trim() || null;
+    var payload = { interaction_id: item.id };
+    if (disposition) payload.disposition = disposition;
+    if (notes) payload.notes = notes;
+    var wasLive = LIVE.indexOf(item.status) >= 0;
+    item.pending = true;
+    renderWork();
+    socket.timeout(ACK_TIMEOUT_MS).emit("complete", payload, function (err, ack) {
+      item.pending = false;
+      if (!itemById(item.id)) return;  // closed meanwhile
       if (err || !ack || !ack.ok) {
-        toast(errorMessage(err, ack, "Could not finish wrap-up."), "error");
-        renderCurrent();
+        toast(errorMessage(err, ack, "Could not complete the interaction."), "error");
+        renderWork();
         return;
       }
-      closeCurrent();
+      item.outcomeSaved = true;
+      item.dirty = false;
+      if (ack.interaction) upsertItem(ack.interaction);
+      var what = disposition ? ": " + humanise(disposition) : "";
+      activity((wasLive ? "Completed " : "Outcome saved for ") + itemName(item) + what, "call");
+      if (then) then(item);
+      else if (item.status === "ended") removeItem(item.id);
+      else renderWork();
+    });
+  }
+
+  function finishWrapup(item) {
+    if (!item || item.pending) return;
+    if (!item.outcomeSaved || item.dirty) {
+      complete(item, finishWrapup);  // keep what the agent typed: save it first
+      return;
+    }
+    if (item.status === "ended") {
+      removeItem(item.id);
+      return;
+    }
+    item.pending = true;
+    item.finishing = true;
+    renderWork();
+    socket.timeout(ACK_TIMEOUT_MS).emit("wrapup_done", { interaction_id: item.id }, function (err, ack) {
+      item.pending = false;
+      if (err || !ack || !ack.ok) {
+        item.finishing = false;
+        toast(errorMessage(err, ack, "Could not finish wrap-up."), "error");
+        renderWork();
+        return;
+      }
+      removeItem(item.id);
       applyStatus(ack);
     });
   }
 
-  function closeCurrent() {
-    if (callTimer) clearInterval(callTimer);
-    callTimer = null;
-    if (state.current && state.current.reservationId) delete state.offersById[state.current.reservationId];
-    state.current = null;
-    renderCurrent();
+  function keepDraft() {
+    var item = selectedItem();
+    if (!item) return;
+    var disposition = $("disposition").value;
+    var notes = $("notes").value;
+    if (disposition === item.draft.disposition && notes === item.draft.notes) return;
+    item.draft.disposition = disposition;
+    item.draft.notes = notes;
+    if (!item.dirty) {
+      item.dirty = true;
+      if (item.status === "wrapup") $("wrapup-hint").textContent = hintFor(item);
+    }
   }
 
   // ---------------------------------------------------------------- connection
@@ -765,10 +1078,12 @@
   socket.io.on("reconnect_attempt", function () { setConnection("reconnecting", "Reconnecting…"); });
 
   socket.on("status", applyStatus);
+  socket.on("current", onCurrent);
   socket.on("offer", onOffer);
   socket.on("offer_revoked", onOfferRevoked);
   socket.on("assigned", onAssigned);
-  socket.on("interaction_ended", onInteractionEnded);
+  socket.on("interaction_updated", onInteractionUpdated);
+  socket.on("interaction_ended", onInteractionUpdated);  // same payload: the status it ended in
 
   // ---------------------------------------------------------------- wiring
 
@@ -779,12 +1094,38 @@
   $("reject-offer").addEventListener("click", rejectOffer);
   $("wrapup-form").addEventListener("submit", function (event) {
     event.preventDefault();
-    complete(null);
+    var item = selectedItem();
+    if (item && item.status === "wrapup") finishWrapup(item);
+    else complete(item, null);
   });
-  $("finish-wrapup").addEventListener("click", finishWrapup);
+  $("finish-wrapup").addEventListener("click", function () { finishWrapup(selectedItem()); });
+  $("dismiss-interaction").addEventListener("click", function () {
+    var item = selectedItem();
+    if (item && item.status === "ended") {
+      activity("Closed " + itemName(item) + " without an outcome", "info");
+      removeItem(item.id);
+    }
+  });
+  $("disposition").addEventListener("change", keepDraft);
+  $("disposition").addEventListener("input", keepDraft);
+  $("notes").addEventListener("input", keepDraft);
+  $("work-items").addEventListener("keydown", function (event) {
+    var step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+    if (!step && event.key !== "Home" && event.key !== "End") return;
+    event.preventDefault();
+    var index = state.items.indexOf(selectedItem());
+    var count = state.items.length;
+    if (!count) return;
+    if (event.key === "Home") index = 0;
+    else if (event.key === "End") index = count - 1;
+    else index = (index + step + count) % count;
+    select(state.items[index].id);
+    var tab = $("work-tab-" + state.items[index].id);
+    if (tab) tab.focus();
+  });
   $("toast-close").addEventListener("click", function () { show($("toast"), false); });
   $("user-initials").textContent = initials($("user-name").textContent);
 
-  setInterval(tickStatus, 1000);
+  setInterval(function () { tickStatus(); tickWork(); }, 1000);
   renderStatus();
 })();

@@ -346,7 +346,7 @@ def test_rebuild_restores_queues_agents_and_loads(app, make_queue, agent, arrive
     assert store.load(sam.id, "email") == 1 + (1 if pending(sam) else 0)
     assert pending(sam).interaction_id == second.id
     assert store.location(third.id) is not None
-    assert db.session.get(Interaction, first.id).status == "connecting"
+    assert db.session.get(Interaction, first.id).status == "active"  # email: live at once
 
 
 def test_estimated_wait(client, make_queue, agent, arrive, create_user, auth_header):
