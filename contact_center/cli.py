@@ -12,6 +12,29 @@ from contact_center.errors import APIError
 users_cli = AppGroup("users", help="Manage users.")
 demo_cli = AppGroup("demo", help="Demo data.")
 routing_cli = AppGroup("routing", help="Routing state in Redis.")
+ivr_cli = AppGroup("ivr", help="IVR flows.")
+
+
+@ivr_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--activate/--no-activate", default=True, help="New calls enter this flow.")
+def ivr_load_command(path, activate):
+    """Load an IVR flow from a JSON file (the shipped default flow without PATH)."""
+    import json
+
+    from contact_center.ivr import flows
+
+    try:
+        if path is None:
+            record = flows.load_default_flow(activate=activate)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                record = flows.save_flow(json.load(handle), activate=activate)
+    except (APIError, ValueError) as exc:
+        detail = f" {exc.fields}" if isinstance(exc, APIError) and exc.fields else ""
+        raise click.ClickException(f"{exc}{detail}") from None
+    state = "active" if record.is_active else "inactive"
+    click.echo(f"Flow {record.name} version {record.version} loaded ({state}).")
 
 
 @click.command("worker")
@@ -88,5 +111,5 @@ def rebuild_command():
 
 def register_cli(app: Flask) -> None:
     """Add the command groups to `flask`."""
-    for group in (users_cli, demo_cli, routing_cli, worker_command):
+    for group in (users_cli, demo_cli, routing_cli, ivr_cli, worker_command):
         app.cli.add_command(group)

@@ -191,4 +191,7 @@ def seed() -> list[tuple[str, str, str]]:
                 )
             )
     db.session.commit()
+    from contact_center.ivr.flows import load_default_flow
+
+    load_default_flow(activate=True)
     return [(u, p, r) for u, p, r, *_ in DEMO_USERS]

@@ -2,6 +2,7 @@
 
 from contact_center.agents.models import AgentSkill, ApiToken, User
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
+from contact_center.ivr.models import IvrFlow
 from contact_center.routing.models import Interaction, Queue, Reservation
 from contact_center.webhook_receipts import WebhookReceipt
 
@@ -12,6 +13,7 @@ __all__ = [
     "CustomerIdentity",
     "CustomerNote",
     "Interaction",
+    "IvrFlow",
     "Queue",
     "Reservation",
     "User",

@@ -7,6 +7,7 @@ then applied once: a retry gets the stored answer and changes nothing.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +19,11 @@ from twilio.request_validator import RequestValidator
 
 from contact_center.errors import APIError
 from contact_center.extensions import db
+from contact_center.ivr import flows as ivr_flows
+from contact_center.ivr import services as ivr
 from contact_center.ivr import twiml
 from contact_center.ivr.calls import public_url
+from contact_center.ivr.models import IvrFlow
 from contact_center.routing import services as routing
 from contact_center.routing.models import Reservation
 from webhooks.idempotency import claim, replay
@@ -112,6 +116,16 @@ def _apply_once(key: str, body: str, apply: Callable[[], Any]) -> Response:
     return _twiml(body)
 
 
+def _commit_once(key: str, body: str, after: Callable[[], Any] | None) -> Response:
+    """Store the answer with the staged changes, then do the routing work."""
+    if (earlier := claim(key, body, TWIML)) is not None:
+        return earlier
+    db.session.commit()
+    if after is not None:
+        _after_commit(after)
+    return _twiml(body)
+
+
 def _after_commit(action: Callable[[], Any]) -> None:
     """Routing work after the data is committed: if Redis fails, a rebuild recovers it."""
     try:
@@ -123,11 +137,16 @@ def _after_commit(action: Callable[[], Any]) -> None:
 @bp.post("/voice")
 @signed
 def incoming_call():
-    """A call arrives: record it, identify the caller, queue it, hold the caller in <Enqueue>."""
+    """A call arrives: record it, identify the caller, then the IVR or straight to the queue."""
     form = IncomingCallForm().load(request.form)
     key = f"voice:{form['CallSid']}"
     if (earlier := replay(key)) is not None:
         return earlier
+    flow = ivr_flows.active_flow()
+    if flow is not None:
+        interaction = routing.receive_call(form["CallSid"], form["From"], form["To"], flow.id)
+        body, after = ivr.enter(interaction, flow, flow.definition["start"])
+        return _commit_once(key, body, after)
     queue = routing.default_queue()
     body = twiml.enqueue_response(
         queue.name,
@@ -181,6 +200,84 @@ def connect(reservation_id: str):
     if leg == "caller":
         routing.interaction_joined(interaction)
     return _twiml(twiml.conference_response(f"cc-interaction-{interaction.id}", ends_on_exit=True))
+
+
+class GatherForm(_TwilioForm):
+    Digits = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9*#]{0,20}$"))
+    SpeechResult = fields.String(load_default=None, validate=validate.Length(max=500))
+    RecordingUrl = fields.Url(load_default=None, validate=validate.Length(max=500))
+
+
+class GatherArgs(Schema):
+    step = fields.String(load_default=None, validate=validate.OneOf(("enter", "recorded")))
+    attempt = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
+
+
+class RecordingForm(_TwilioForm):
+    RecordingSid = fields.String(required=True, validate=validate.Regexp(r"^RE[0-9a-fA-F]{32}$"))
+    RecordingUrl = fields.Url(required=True, validate=validate.Length(max=500))
+    RecordingStatus = fields.String(
+        required=True, validate=validate.OneOf(("in-progress", "completed", "absent", "failed"))
+    )
+
+
+@bp.post("/voice/gather/<int:flow_version>/<node>")
+@signed
+def gather(flow_version: int, node: str):
+    """IVR input (digits, speech, silence) or the next step of a flow version."""
+    form = GatherForm().load(request.form)
+    args = GatherArgs().load(request.args)
+    fingerprint = hashlib.sha256(
+        "|".join(
+            str(v)
+            for v in (
+                flow_version,
+                node,
+                args["step"],
+                args["attempt"],
+                form["Digits"],
+                form["SpeechResult"],
+            )
+        ).encode()
+    ).hexdigest()[:32]
+    key = f"gather:{form['CallSid']}:{fingerprint}"
+    if (earlier := replay(key)) is not None:
+        return earlier
+    interaction = routing.interaction_by_external_id(form["CallSid"])
+    if interaction is None:
+        return _twiml(twiml.say_and_hang_up("Sorry, we could not find your call. Goodbye."))
+    flow = db.session.get(IvrFlow, flow_version) or ivr_flows.active_flow()
+    if flow is None:
+        body, after = ivr.enter_default_queue(interaction)
+    elif args["step"] == "enter":
+        body, after = ivr.enter(interaction, flow, node)
+    elif args["step"] == "recorded":
+        body, after = ivr.recorded(interaction, flow, node, form["RecordingUrl"])
+    else:
+        body, after = ivr.take_input(
+            interaction,
+            flow,
+            node,
+            attempt=args["attempt"],
+            digits=form["Digits"],
+            speech=form["SpeechResult"],
+        )
+    return _commit_once(key, body, after)
+
+
+@bp.post("/voice/recording")
+@signed
+def recording():
+    """Recording status callbacks: a finished recording's URL is kept on the interaction."""
+    form = RecordingForm().load(request.form)
+
+    def apply() -> None:
+        if form["RecordingStatus"] == "completed":
+            ivr.attach_recording(form["CallSid"], form["RecordingUrl"])
+
+    return _apply_once(
+        f"recording:{form['RecordingSid']}:{form['RecordingStatus']}", twiml.empty_response(), apply
+    )
 
 
 @bp.post("/voice/status")

@@ -5,10 +5,20 @@ from __future__ import annotations
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 
-def enqueue_response(queue_name: str, wait_url: str, action_url: str, greeting: str) -> str:
-    """Greet the caller and hold them in a Twilio queue until an agent accepts."""
-    response = VoiceResponse()
-    response.say(greeting)
+def enqueue_response(
+    queue_name: str,
+    wait_url: str,
+    action_url: str,
+    greeting: str | None,
+    response: VoiceResponse | None = None,
+) -> str:
+    """Greet the caller and hold them in a Twilio queue until an agent accepts.
+
+    `response` may already hold what the IVR said before.
+    """
+    response = response if response is not None else VoiceResponse()
+    if greeting:
+        response.say(greeting)
     response.enqueue(
         queue_name, wait_url=wait_url, wait_url_method="POST", action=action_url, method="POST"
     )

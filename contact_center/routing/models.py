@@ -13,11 +13,20 @@ from contact_center.db_types import UTCDateTime, utcnow
 from contact_center.extensions import db
 
 CHANNELS = ("voice", "email", "callback")
-INTERACTION_STATUSES = ("queued", "offered", "connecting", "active", "wrapup", "ended")
+INTERACTION_STATUSES = ("ivr", "queued", "offered", "connecting", "active", "wrapup", "ended")
 # Interactions holding a slot of the agent's channel capacity.
 HOLDING_STATUSES = ("connecting", "active", "wrapup")
 STRATEGIES = ("longest_idle", "least_occupied", "round_robin")
-OUTCOMES = ("answered", "abandoned", "voicemail", "callback", "failed")
+OUTCOMES = (
+    "answered",
+    "abandoned",
+    "voicemail",
+    "callback",
+    "failed",
+    "self_service",
+    "transferred",
+    "hung_up_in_ivr",
+)
 RESERVATION_STATUSES = ("pending", "accepted", "rejected", "timeout", "revoked")
 
 
@@ -76,6 +85,11 @@ class Interaction(db.Model):
     # When it entered its current queue: overflow steps count from here.
     queue_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     wrapup_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The IVR flow version the call started on: it keeps it even if the flow is replaced.
+    ivr_flow_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("ivr_flows.id", ondelete="SET NULL")
+    )
+    recording_url: Mapped[str | None] = mapped_column(sa.String(500))
     # The queue score (enqueue time minus priority credit): kept so a returned offer
     # goes back to the same place in the queue.
     queue_score: Mapped[float | None] = mapped_column(sa.Float)

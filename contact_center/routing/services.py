@@ -684,14 +684,14 @@ def _disconnect_grace_over(agent_id: int) -> None:
 # ---------------------------------------------------------------- interactions
 
 
-def receive_call(call_sid: str, from_number: str | None, to_number: str | None) -> Interaction:
-    """Record an incoming call as a queued interaction (flushed, not committed)."""
+def receive_call(
+    call_sid: str, from_number: str | None, to_number: str | None, ivr_flow_id: int | None = None
+) -> Interaction:
+    """Record an incoming call (flushed, not committed): in the IVR, or queued at once."""
     existing = interaction_by_external_id(call_sid)
     if existing is not None:
         return existing
     customer = identify_caller(from_number)
-    queue = default_queue()
-    now = utcnow()
     interaction = Interaction(
         channel="voice",
         direction="inbound",
@@ -699,24 +699,44 @@ def receive_call(call_sid: str, from_number: str | None, to_number: str | None) 
         from_address=from_number,
         to_address=to_number,
         customer_id=customer.id if customer else None,
-        queue_id=queue.id,
+        customer=customer,
         required_skills={},
-        status="queued",
-        enqueued_at=now,
-        queue_entered_at=now,
-        queue_score=policy.queue_score(now, customer_tier=customer.tier if customer else None),
+        status="ivr",
+        ivr_flow_id=ivr_flow_id,
     )
-    owner = customer.owner if customer is not None else None
-    if owner is not None and owner.presence == "available":
-        # The account owner gets first refusal, but only while signed in and free.
-        interaction.preferred_agent_id = owner.id
-        interaction.preferred_until = now + timedelta(seconds=PREFERRED_AGENT_S)
+    if ivr_flow_id is None:
+        queue_waiting(interaction, default_queue())
     db.session.add(interaction)
     db.session.flush()
     log.info(
         "call %s from %s queued as interaction %s", call_sid, mask(from_number), interaction.id
     )
     return interaction
+
+
+def queue_waiting(
+    interaction: Interaction, queue: Queue, *, priority: int = 0, skills: dict | None = None
+) -> None:
+    """Stage an interaction as waiting in a queue (the caller commits, then `enqueue`s)."""
+    now = utcnow()
+    customer = interaction.customer
+    interaction.queue_id = queue.id
+    interaction.queue = queue
+    interaction.priority = priority
+    interaction.required_skills = policy.merge_skills(
+        interaction.required_skills or {}, skills or {}
+    )
+    interaction.status = "queued"
+    interaction.enqueued_at = now
+    interaction.queue_entered_at = now
+    interaction.queue_score = policy.queue_score(
+        now, priority=priority, customer_tier=customer.tier if customer else None
+    )
+    owner = customer.owner if customer is not None else None
+    if owner is not None and owner.presence == "available":
+        # The account owner gets first refusal, but only while signed in and free.
+        interaction.preferred_agent_id = owner.id
+        interaction.preferred_until = now + timedelta(seconds=PREFERRED_AGENT_S)
 
 
 def create_interaction(
@@ -874,6 +894,12 @@ def call_status(call_sid: str, status: str, duration_s: int | None) -> Interacti
         return interaction
     if interaction.status in ("queued", "offered"):
         return abandon(interaction)
+    if interaction.status == "ivr":
+        interaction.status = "ended"
+        interaction.outcome = "hung_up_in_ivr"
+        interaction.ended_at = utcnow()
+        db.session.commit()
+        return interaction
     if interaction.status in LIVE_STATUSES:
         _end(interaction, "answered", duration_s)
     return interaction

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b6298c898add
+Revision ID: e1a21e458063
 Revises: 
-Create Date: 2026-11-26 12:40:02.832276
+Create Date: 2026-11-26 13:15:36.950760
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import contact_center.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = 'b6298c898add'
+revision = 'e1a21e458063'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -111,6 +111,21 @@ def upgrade():
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customers_name'), ['name'], unique=False)
 
+    op.create_table('ivr_flows',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('definition', sa.JSON(), nullable=False),
+    sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name', 'version')
+    )
+    with op.batch_alter_table('ivr_flows', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ivr_flows_is_active'), ['is_active'], unique=False)
+
     op.create_table('customer_identities',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
@@ -153,6 +168,8 @@ def upgrade():
     sa.Column('overflow_step', sa.Integer(), nullable=False),
     sa.Column('queue_entered_at', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.Column('wrapup_until', contact_center.db_types.UTCDateTime(), nullable=True),
+    sa.Column('ivr_flow_id', sa.Integer(), nullable=True),
+    sa.Column('recording_url', sa.String(length=500), nullable=True),
     sa.Column('queue_score', sa.Float(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
@@ -168,6 +185,7 @@ def upgrade():
     sa.Column('agent_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ivr_flow_id'], ['ivr_flows.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['preferred_agent_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -224,6 +242,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_customer_identities_customer_id'))
 
     op.drop_table('customer_identities')
+    with op.batch_alter_table('ivr_flows', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ivr_flows_is_active'))
+
+    op.drop_table('ivr_flows')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_name'))
 
