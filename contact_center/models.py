@@ -4,6 +4,7 @@ from contact_center.agents.models import AgentSkill, ApiToken, User
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing.models import Interaction, Queue, Reservation
+from contact_center.system_settings import SystemSetting
 from contact_center.webhook_receipts import WebhookReceipt
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "IvrFlow",
     "Queue",
     "Reservation",
+    "SystemSetting",
     "User",
     "WebhookReceipt",
 ]

@@ -142,9 +142,17 @@ def incoming_call():
     key = f"voice:{form['CallSid']}"
     if (earlier := replay(key)) is not None:
         return earlier
+    closure = ivr_flows.emergency_closure()
+    if closure["enabled"]:
+        interaction = routing.receive_call(
+            form["CallSid"], form["From"], form["To"], queue_now=False
+        )
+        return _commit_once(key, *ivr.closed_for_emergency(interaction, closure["message"]))
     flow = ivr_flows.active_flow()
     if flow is not None:
-        interaction = routing.receive_call(form["CallSid"], form["From"], form["To"], flow.id)
+        interaction = routing.receive_call(
+            form["CallSid"], form["From"], form["To"], ivr_flow_id=flow.id, queue_now=False
+        )
         body, after = ivr.enter(interaction, flow, flow.definition["start"])
         return _commit_once(key, body, after)
     queue = routing.default_queue()
@@ -197,9 +205,19 @@ def connect(reservation_id: str):
     if reservation is None or reservation.status != "accepted":
         return _twiml(twiml.say_and_hang_up("Sorry, this call can no longer be connected."))
     interaction = reservation.interaction
+    whisper = None
     if leg == "caller":
         routing.interaction_joined(interaction)
-    return _twiml(twiml.conference_response(f"cc-interaction-{interaction.id}", ends_on_exit=True))
+    else:
+        # Only the agent hears this, before joining: who is calling and through which queue.
+        who = interaction.customer.name if interaction.customer else "an unknown caller"
+        queue = interaction.queue.name if interaction.queue else "the"
+        whisper = f"Call from {who}, {queue} queue."
+    return _twiml(
+        twiml.conference_response(
+            f"cc-interaction-{interaction.id}", ends_on_exit=True, whisper=whisper
+        )
+    )
 
 
 class GatherForm(_TwilioForm):
@@ -277,6 +295,24 @@ def recording():
 
     return _apply_once(
         f"recording:{form['RecordingSid']}:{form['RecordingStatus']}", twiml.empty_response(), apply
+    )
+
+
+@bp.post("/voice/fallback")
+@signed
+def fallback():
+    """Twilio's fallback URL: an apology and a voicemail, touching no database and no Redis.
+
+    Only the signature check runs (it needs configuration alone), so this answers even
+    while the database or Redis is down; the recording's callback is stored once they are back.
+    """
+    if request.args.get("step") == "recorded":
+        return _twiml(twiml.say_and_hang_up("Thank you. We will call you back. Goodbye."))
+    return _twiml(
+        twiml.fallback_response(
+            action_url=public_url("/webhooks/twilio/voice/fallback?step=recorded"),
+            recording_callback=public_url("/webhooks/twilio/voice/recording"),
+        )
     )
 
 

@@ -28,6 +28,9 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(20), default="agent")
     team: Mapped[str | None] = mapped_column(sa.String(80))
+    # Where the agent's call leg rings: a phone number (E.164), "sip:..." or "client:<name>"
+    # (Twilio Voice SDK); unset = client:<username>.
+    voice_endpoint: Mapped[str | None] = mapped_column(sa.String(200))
     capacity: Mapped[dict] = mapped_column(sa.JSON, default=lambda: dict(DEFAULT_CAPACITY))
     # What the agent chose (available, away, offline) ...
     presence: Mapped[str] = mapped_column(sa.String(20), default="offline")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import g
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from contact_center.agents.auth import require_role
 from contact_center.errors import NotFound
@@ -13,6 +13,7 @@ from contact_center.extensions import db
 from contact_center.fields import UTCDateTime
 from contact_center.ivr import flows
 from contact_center.ivr.models import IvrFlow
+from contact_center.system_settings import put_setting
 
 blp = Blueprint("ivr", __name__, url_prefix="/api/v1/ivr", description="IVR flows")
 
@@ -29,6 +30,13 @@ class FlowSchema(Schema):
     is_active = fields.Boolean()
     created_at = UTCDateTime()
     definition = fields.Dict()
+
+
+class EmergencySchema(Schema):
+    enabled = fields.Boolean(required=True)
+    message = fields.String(
+        load_default=flows.EMERGENCY_DEFAULT["message"], validate=validate.Length(min=1, max=1000)
+    )
 
 
 def _flow(flow_id: int) -> IvrFlow:
@@ -63,6 +71,23 @@ def create_flow(data: dict):
 def get_flow(flow_id: int):
     """One flow version."""
     return _flow(flow_id)
+
+
+@blp.get("/emergency")
+@require_role("supervisor")
+@blp.response(200, EmergencySchema)
+def get_emergency():
+    """Whether new callers hear the emergency closure message."""
+    return flows.emergency_closure()
+
+
+@blp.put("/emergency")
+@require_role("admin")
+@blp.arguments(EmergencySchema)
+@blp.response(200, EmergencySchema)
+def put_emergency(data: dict):
+    """Switch the emergency closure on or off (every new caller hears the message)."""
+    return put_setting(flows.EMERGENCY_KEY, data, g.user.id)
 
 
 @blp.post("/flows/<int:flow_id>/activate")

@@ -243,6 +243,20 @@ def load_default_flow(activate: bool = True) -> IvrFlow:
     return save_flow(definition, activate=activate)
 
 
+EMERGENCY_KEY = "ivr.emergency"
+EMERGENCY_DEFAULT = {
+    "enabled": False,
+    "message": "We are closed because of an emergency. Please call again later. Goodbye.",
+}
+
+
+def emergency_closure() -> dict[str, Any]:
+    """The emergency switch: when enabled every new caller hears its message."""
+    from contact_center.system_settings import get_setting
+
+    return get_setting(EMERGENCY_KEY, EMERGENCY_DEFAULT)
+
+
 def is_open(node: dict[str, Any], at: datetime | None = None) -> bool:
     """Whether an hours node's weekly schedule is open at `at` (now by default)."""
     local = (at or utcnow()).astimezone(ZoneInfo(node["timezone"]))

@@ -91,6 +91,12 @@ def enter(interaction: Interaction, record: IvrFlow, node_id: str) -> tuple[str,
     return _fallback(interaction, response, "the flow loops without asking the caller")
 
 
+def closed_for_emergency(interaction: Interaction, message: str) -> tuple[str, AfterCommit]:
+    """The emergency closure: the caller hears the message; the call is recorded as closed."""
+    _end_in_ivr(interaction, "closed")
+    return twiml.say_and_hang_up(message), None
+
+
 def enter_default_queue(interaction: Interaction) -> tuple[str, AfterCommit]:
     """No flow to follow: the caller goes to the default queue."""
     return _fallback(interaction, VoiceResponse(), "no IVR flow")
@@ -173,8 +179,23 @@ def recorded(
 
 
 def attach_recording(call_sid: str, recording_url: str) -> Interaction | None:
-    """A recording status callback: keep the recording's URL on the interaction."""
+    """A recording status callback: keep the recording's URL on the interaction.
+
+    A call we have no record of left its message through the fallback URL while the
+    database was down: it is recorded now, as a voicemail, so no message is lost.
+    """
     interaction = routing.interaction_by_external_id(call_sid)
-    if interaction is not None:
-        interaction.recording_url = recording_url
+    if interaction is None:
+        now = utcnow()
+        interaction = Interaction(
+            channel="voice",
+            direction="inbound",
+            external_id=call_sid,
+            status="ended",
+            outcome="voicemail",
+            created_at=now,
+            ended_at=now,
+        )
+        db.session.add(interaction)
+    interaction.recording_url = recording_url
     return interaction

@@ -47,9 +47,11 @@ def wait_response(position: int | None, estimated_wait_s: int | None = None) -> 
     return str(response)
 
 
-def conference_response(conference: str, *, ends_on_exit: bool) -> str:
-    """Put a call leg into the interaction's conference."""
+def conference_response(conference: str, *, ends_on_exit: bool, whisper: str | None = None) -> str:
+    """Put a call leg into the interaction's conference (after a whisper only it hears)."""
     response = VoiceResponse()
+    if whisper:
+        response.say(whisper)
     dial = Dial()
     dial.conference(
         conference,
@@ -58,6 +60,24 @@ def conference_response(conference: str, *, ends_on_exit: bool) -> str:
         beep=False,
     )
     response.append(dial)
+    return str(response)
+
+
+def fallback_response(action_url: str, recording_callback: str) -> str:
+    """The apology when our service cannot take the call: leave a message instead."""
+    response = VoiceResponse()
+    response.say(
+        "We are sorry, we cannot take your call right now. Please leave your name, number "
+        "and message after the tone, and we will call you back."
+    )
+    response.record(
+        max_length=120,
+        play_beep=True,
+        action=action_url,
+        method="POST",
+        recording_status_callback=recording_callback,
+        recording_status_callback_method="POST",
+    )
     return str(response)
 
 

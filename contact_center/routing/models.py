@@ -26,6 +26,7 @@ OUTCOMES = (
     "self_service",
     "transferred",
     "hung_up_in_ivr",
+    "closed",
 )
 RESERVATION_STATUSES = ("pending", "accepted", "rejected", "timeout", "revoked")
 

@@ -619,7 +619,7 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
     try:
         calls.redirect_call(interaction.external_id, calls.public_url(f"{connect_path}?leg=caller"))
         calls.dial(
-            f"client:{agent.username}",
+            agent.voice_endpoint or f"client:{agent.username}",
             calls.public_url(f"{connect_path}?leg=agent"),
             calls.public_url("/webhooks/twilio/voice/status"),
         )
@@ -685,9 +685,14 @@ def _disconnect_grace_over(agent_id: int) -> None:
 
 
 def receive_call(
-    call_sid: str, from_number: str | None, to_number: str | None, ivr_flow_id: int | None = None
+    call_sid: str,
+    from_number: str | None,
+    to_number: str | None,
+    *,
+    ivr_flow_id: int | None = None,
+    queue_now: bool = True,
 ) -> Interaction:
-    """Record an incoming call (flushed, not committed): in the IVR, or queued at once."""
+    """Record an incoming call (flushed, not committed): queued at once, or in the IVR."""
     existing = interaction_by_external_id(call_sid)
     if existing is not None:
         return existing
@@ -704,7 +709,7 @@ def receive_call(
         status="ivr",
         ivr_flow_id=ivr_flow_id,
     )
-    if ivr_flow_id is None:
+    if queue_now:
         queue_waiting(interaction, default_queue())
     db.session.add(interaction)
     db.session.flush()

@@ -252,3 +252,102 @@ def test_flow_admin_api(client, create_user, auth_header):
     )
     listed = client.get("/api/v1/ivr/flows", headers=auth_header(admin)).get_json()
     assert [(f["name"], f["version"]) for f in listed] == [("main", 1)]
+
+
+def test_agent_leg_hears_a_whisper_and_rings_its_endpoint(
+    flow, twilio_post, create_user, agent_socket, twilio_stub
+):
+    from contact_center.customers.services import create_customer
+
+    create_customer({"name": "Wei Zhang", "phones": ["+447700900123"]})
+    agent = create_user("wei", skills={"lang:zh": 4, "product:cards": 3})
+    agent.voice_endpoint = "sip:wei@pbx.example.com"
+    db.session.commit()
+    socket = agent_socket(agent)
+    socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    menu = _press(twilio_post, _call(twilio_post, 13), 13, Digits="2")
+    _press(twilio_post, menu, 13, Digits="1")
+    offer = next(e["args"][0] for e in socket.get_received("/agent") if e["name"] == "offer")
+    socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
+    legs = twilio_stub.wait_for(lambda r: r.call_sid is None and "To" in r.form)
+    assert legs[0].form["To"] == "sip:wei@pbx.example.com"
+    leg = _xml(
+        twilio_post(
+            f"{VOICE}/connect/{offer['reservation_id']}",
+            {"CallSid": "CA" + "f" * 32},
+            query={"leg": "agent"},
+        )
+    )
+    assert leg.find("Say").text == "Call from Wei Zhang, Cards queue."
+    assert leg.find("Dial/Conference").text == f"cc-interaction-{offer['interaction']['id']}"
+
+
+def test_fallback_answers_without_the_database(app_config, twilio_stub):
+    from contact_center import create_app
+    from tests.conftest import sign
+
+    app_config["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/nowhere"
+    app_config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    down = create_app(app_config)
+    params = {"CallSid": call_sid(14), "From": "+447700900123"}
+    response = down.test_client().post(
+        f"{VOICE}/fallback",
+        data=params,
+        headers={"X-Twilio-Signature": sign(f"{PUBLIC_BASE_URL}{VOICE}/fallback", params)},
+    )
+    root = _xml(response)
+    assert "cannot take your call" in root.find("Say").text
+    assert (
+        root.find("Record").get("recordingStatusCallback") == f"{PUBLIC_BASE_URL}{VOICE}/recording"
+    )
+    unsigned = down.test_client().post(f"{VOICE}/fallback", data=params)
+    assert unsigned.status_code == 403
+
+
+def test_fallback_voicemail_is_kept_when_the_database_is_back(app, twilio_post):
+    callback = {
+        "CallSid": call_sid(15),
+        "RecordingSid": "RE" + "b" * 32,
+        "RecordingUrl": "https://api.twilio.com/r/RE1",
+        "RecordingStatus": "completed",
+    }
+    assert twilio_post(f"{VOICE}/recording", callback).status_code == 200
+    interaction = _interaction(15)
+    assert interaction.outcome == "voicemail"
+    assert interaction.recording_url == "https://api.twilio.com/r/RE1"
+
+
+def test_emergency_closure_plays_to_every_new_caller(
+    flow, client, twilio_post, create_user, auth_header
+):
+    admin, supervisor = create_user("ada", role="admin"), create_user("sam", role="supervisor")
+    message = "Our offices are closed because of a storm. Please call tomorrow."
+    assert (
+        client.put(
+            "/api/v1/ivr/emergency", headers=auth_header(supervisor), json={"enabled": True}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.put(
+            "/api/v1/ivr/emergency", headers=auth_header(admin), json={"enabled": "maybe"}
+        ).status_code
+        == 422
+    )
+    switched = client.put(
+        "/api/v1/ivr/emergency",
+        headers=auth_header(admin),
+        json={"enabled": True, "message": message},
+    )
+    assert switched.status_code == 200
+    root = _call(twilio_post, 16)
+    assert root.find("Say").text == message and root.find("Hangup") is not None
+    assert _interaction(16).outcome == "closed"
+    client.put("/api/v1/ivr/emergency", headers=auth_header(admin), json={"enabled": False})
+    assert client.get("/api/v1/ivr/emergency", headers=auth_header(supervisor)).get_json() == {
+        "enabled": False,
+        "message": flows.EMERGENCY_DEFAULT["message"],
+    }
+    assert _call(twilio_post, 17).find("Gather") is not None

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e1a21e458063
+Revision ID: b27e110c4a09
 Revises: 
-Create Date: 2026-11-26 13:15:36.950760
+Create Date: 2026-11-26 13:20:17.912393
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import contact_center.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = 'e1a21e458063'
+revision = 'b27e110c4a09'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -46,6 +46,7 @@ def upgrade():
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('team', sa.String(length=80), nullable=True),
+    sa.Column('voice_endpoint', sa.String(length=200), nullable=True),
     sa.Column('capacity', sa.JSON(), nullable=False),
     sa.Column('presence', sa.String(length=20), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
@@ -126,6 +127,14 @@ def upgrade():
     with op.batch_alter_table('ivr_flows', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ivr_flows_is_active'), ['is_active'], unique=False)
 
+    op.create_table('system_settings',
+    sa.Column('key', sa.String(length=80), nullable=False),
+    sa.Column('value', sa.JSON(), nullable=False),
+    sa.Column('updated_at', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['users.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('customer_identities',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
@@ -242,6 +251,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_customer_identities_customer_id'))
 
     op.drop_table('customer_identities')
+    op.drop_table('system_settings')
     with op.batch_alter_table('ivr_flows', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ivr_flows_is_active'))
 
