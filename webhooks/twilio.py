@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from marshmallow import EXCLUDE, Schema, fields, validate
 from twilio.request_validator import RequestValidator
 
+from contact_center.db_types import utcnow
 from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.ivr import flows as ivr_flows
@@ -79,7 +80,9 @@ class EnqueueResultForm(_TwilioForm):
 
 
 class ConnectArgs(Schema):
-    leg = fields.String(required=True, validate=validate.OneOf(("caller", "agent")))
+    leg = fields.String(
+        required=True, validate=validate.OneOf(("caller", "agent"))
+    )  # caller = customer
 
 
 def signed(view: Callable) -> Callable:
@@ -173,26 +176,88 @@ def incoming_call():
 @bp.post("/voice/wait")
 @signed
 def wait():
-    """The caller's hold loop: tell them their place in the queue."""
+    """The caller's hold loop: place and estimated wait, the options, hold music.
+
+    Past the queue's maximum wait the caller leaves for voicemail or a callback.
+    """
     form = _TwilioForm().load(request.form)
     interaction = routing.interaction_by_external_id(form["CallSid"])
     if interaction is None or interaction.queue is None or interaction.status != "queued":
         return _twiml(twiml.wait_response(None))
-    estimate = routing.estimate(interaction.queue, interaction)
-    return _twiml(twiml.wait_response(estimate["position"], estimate["estimated_wait_s"]))
+    queue = interaction.queue
+    waited = (utcnow() - (interaction.enqueued_at or interaction.created_at)).total_seconds()
+    if queue.max_wait_s and waited >= queue.max_wait_s:
+        interaction.leave_reason = queue.max_wait_action
+        db.session.commit()
+        return _twiml(twiml.leave_queue_response())
+    estimate = routing.estimate(queue, interaction)
+    return _twiml(
+        twiml.wait_response(
+            estimate["position"],
+            estimate["estimated_wait_s"],
+            options_url=public_url("/webhooks/twilio/voice/wait-option"),
+        )
+    )
+
+
+@bp.post("/voice/wait-option")
+@signed
+def wait_option():
+    """A key pressed while waiting: 1 a callback (keeping the place), 2 a voicemail."""
+    form = GatherForm().load(request.form)
+    choice = {"1": "callback", "2": "voicemail"}.get((form["Digits"] or "")[:1])
+    interaction = routing.interaction_by_external_id(form["CallSid"])
+    if choice is None or interaction is None or interaction.status != "queued":
+        return _twiml(twiml.empty_response())  # back to the hold loop
+    interaction.leave_reason = choice
+    db.session.commit()
+    return _twiml(twiml.leave_queue_response())
 
 
 @bp.post("/voice/enqueue-result")
 @signed
 def enqueue_result():
-    """How the caller's wait ended; a hang-up while waiting is an abandon."""
+    """How the caller's wait ended: hung up (abandon), or left for a callback or voicemail."""
     form = EnqueueResultForm().load(request.form)
+    key = f"enqueue-result:{form['CallSid']}"
+    if (earlier := replay(key)) is not None:
+        return earlier
+    interaction = routing.interaction_by_external_id(form["CallSid"])
+    leaving = (
+        form["QueueResult"] == "leave"
+        and interaction is not None
+        and interaction.status == "queued"
+        and interaction.leave_reason in ("callback", "voicemail")
+    )
+    if leaving:
+        body, apply = _leave_for(interaction)
+    else:
+        body = twiml.empty_response()
+        apply = functools.partial(_wait_ended, form["CallSid"], form["QueueResult"])
+    return _apply_once(key, body, apply)
 
-    def apply() -> None:
-        if form["QueueResult"] in ("hangup", "leave", "error", "system-error", "queue-full"):
-            routing.call_status(form["CallSid"], "canceled", None)
 
-    return _apply_once(f"enqueue-result:{form['CallSid']}", twiml.empty_response(), apply)
+def _leave_for(interaction) -> tuple[str, Callable[[], Any]]:
+    """The caller chose (or was given, at max wait) a callback or a voicemail."""
+    if interaction.leave_reason == "callback":
+        body = twiml.say_and_hang_up(
+            "Thank you. We will call you back on this number as soon as an agent is free, "
+            "and you keep your place in the queue. Goodbye."
+        )
+        return body, functools.partial(routing.request_callback, interaction)
+    body = twiml.voicemail_response(
+        public_url("/webhooks/twilio/voice/fallback?step=recorded"),
+        public_url("/webhooks/twilio/voice/recording"),
+        "Please leave your message after the tone.",
+    )
+    return body, functools.partial(
+        routing.leave_queue, interaction, "voicemail", "caller left a message"
+    )
+
+
+def _wait_ended(call_sid: str, result: str) -> None:
+    if result in ("hangup", "leave", "error", "system-error", "queue-full"):
+        routing.call_status(call_sid, "canceled", None)
 
 
 @bp.post("/voice/connect/<reservation_id>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twilio.twiml.voice_response import Dial, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 
 def enqueue_response(
@@ -33,8 +33,14 @@ def spoken_wait(seconds: int) -> str:
     return "about 1 minute" if minutes == 1 else f"about {minutes} minutes"
 
 
-def wait_response(position: int | None, estimated_wait_s: int | None = None) -> str:
-    """What a waiting caller hears between checks: their place and wait, then hold music."""
+HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
+WAIT_OPTIONS = "To be called back without losing your place, press 1. To leave a message, press 2."
+
+
+def wait_response(
+    position: int | None, estimated_wait_s: int | None = None, options_url: str | None = None
+) -> str:
+    """What a waiting caller hears each round: place and wait, options, then hold music."""
     response = VoiceResponse()
     if position:
         text = f"You are number {position} in the queue."
@@ -43,7 +49,33 @@ def wait_response(position: int | None, estimated_wait_s: int | None = None) -> 
         response.say(text + " Thank you for waiting.")
     else:
         response.say("Thank you for waiting. An agent will be with you shortly.")
-    response.play("http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3")
+    if options_url:
+        gather = Gather(num_digits=1, timeout=3, action=options_url, method="POST")
+        gather.say(WAIT_OPTIONS)
+        response.append(gather)
+    response.play(HOLD_MUSIC)
+    return str(response)
+
+
+def leave_queue_response() -> str:
+    """Take the caller out of <Enqueue>; the enqueue action URL then says what happens."""
+    response = VoiceResponse()
+    response.leave()
+    return str(response)
+
+
+def voicemail_response(action_url: str, recording_callback: str, prompt: str) -> str:
+    """Record a message."""
+    response = VoiceResponse()
+    response.say(prompt)
+    response.record(
+        max_length=120,
+        play_beep=True,
+        action=action_url,
+        method="POST",
+        recording_status_callback=recording_callback,
+        recording_status_callback_method="POST",
+    )
     return str(response)
 
 
@@ -65,20 +97,12 @@ def conference_response(conference: str, *, ends_on_exit: bool, whisper: str | N
 
 def fallback_response(action_url: str, recording_callback: str) -> str:
     """The apology when our service cannot take the call: leave a message instead."""
-    response = VoiceResponse()
-    response.say(
+    return voicemail_response(
+        action_url,
+        recording_callback,
         "We are sorry, we cannot take your call right now. Please leave your name, number "
-        "and message after the tone, and we will call you back."
+        "and message after the tone, and we will call you back.",
     )
-    response.record(
-        max_length=120,
-        play_beep=True,
-        action=action_url,
-        method="POST",
-        recording_status_callback=recording_callback,
-        recording_status_callback_method="POST",
-    )
-    return str(response)
 
 
 def say_and_hang_up(message: str) -> str:

@@ -52,6 +52,11 @@ class Queue(db.Model):
     # Whether an agent on a voice call may still be offered this queue's other channels.
     allow_during_voice: Mapped[bool] = mapped_column(default=False)
     max_missed_offers: Mapped[int] = mapped_column(default=2)
+    # A known customer who hangs up while waiting gets called back, keeping their place.
+    callback_on_abandon: Mapped[bool] = mapped_column(default=True)
+    # After this long waiting (0 = never) callers leave for voicemail or a callback.
+    max_wait_s: Mapped[int] = mapped_column(default=0)
+    max_wait_action: Mapped[str] = mapped_column(sa.String(20), default="voicemail")
     wrapup_s: Mapped[int] = mapped_column(default=0)
     service_level_threshold_s: Mapped[int] = mapped_column(default=20)
     offer_timeout_s: Mapped[int] = mapped_column(default=15)
@@ -91,6 +96,13 @@ class Interaction(db.Model):
         sa.ForeignKey("ivr_flows.id", ondelete="SET NULL")
     )
     recording_url: Mapped[str | None] = mapped_column(sa.String(500))
+    # Where a caller stood when they left the queue, and why they left (callback, voicemail).
+    left_at_position: Mapped[int | None] = mapped_column()
+    leave_reason: Mapped[str | None] = mapped_column(sa.String(20))
+    # A callback points at the call it calls back.
+    origin_interaction_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("interactions.id", ondelete="SET NULL")
+    )
     # The queue score (enqueue time minus priority credit): kept so a returned offer
     # goes back to the same place in the queue.
     queue_score: Mapped[float | None] = mapped_column(sa.Float)
@@ -112,6 +124,9 @@ class Interaction(db.Model):
     customer: Mapped[Customer | None] = relationship()
     queue: Mapped[Queue | None] = relationship()
     agent: Mapped[User | None] = relationship(foreign_keys=[agent_id])
+    origin: Mapped[Interaction | None] = relationship(
+        remote_side=[id], foreign_keys=[origin_interaction_id]
+    )
     preferred_agent: Mapped[User | None] = relationship(foreign_keys=[preferred_agent_id])
 
 

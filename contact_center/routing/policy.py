@@ -129,6 +129,11 @@ def agent_score(strategy: str, *, idle_since: float, last_offer_at: float, load:
     return idle_since
 
 
+def capacity_channel(channel: str) -> str:
+    """The channel whose capacity an interaction uses: a callback is a voice call."""
+    return "voice" if channel == "callback" else channel
+
+
 def pool_name(queue_id: int, channel: str, sig: str, tier: int) -> str:
     """Pools are named queue|channel|signature|tier ('|' never appears in skill names)."""
     return f"{queue_id}|{channel}|{sig}|{tier}"

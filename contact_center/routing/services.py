@@ -144,7 +144,7 @@ def _pool_of(interaction: Interaction) -> str:
     queue = interaction.queue
     sig = policy.signature(_extra_skills(interaction, queue))
     tier = min(_interaction_tier(interaction, queue), len(_tiers(queue, sig)) - 1)
-    return policy.pool_name(queue.id, interaction.channel, sig, tier)
+    return policy.pool_name(queue.id, policy.capacity_channel(interaction.channel), sig, tier)
 
 
 def _waiting_key_of(interaction: Interaction, now: datetime) -> str:
@@ -153,7 +153,9 @@ def _waiting_key_of(interaction: Interaction, now: datetime) -> str:
         and interaction.preferred_until
         and (interaction.preferred_until > now)
     ):
-        return personal_key(interaction.preferred_agent_id, interaction.channel)
+        return personal_key(
+            interaction.preferred_agent_id, policy.capacity_channel(interaction.channel)
+        )
     return waiting_key(_pool_of(interaction))
 
 
@@ -596,7 +598,8 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     reservation.status = "accepted"
     reservation.responded_at = now
     # A call is live once the caller joins the conference; other channels are live at once.
-    interaction.status = "connecting" if interaction.channel == "voice" else "active"
+    calling = interaction.channel in ("voice", "callback")
+    interaction.status = "connecting" if calling else "active"
     interaction.agent_id = agent.id
     interaction.answered_at = now
     _derive_status(agent, now)
@@ -608,6 +611,8 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     _emit_status(agent)
     if interaction.channel == "voice" and interaction.external_id:
         _connect_call(interaction, reservation, agent)
+    elif interaction.channel == "callback":
+        _place_callback(interaction, reservation, agent)
     # Capacity left on other channels (email alongside email, say) keeps work coming.
     _make_available(agent)
     _offer_agent(agent)
@@ -626,6 +631,26 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
     except TwilioRestException as exc:
         # The caller may have hung up meanwhile; their status callback ends the interaction.
         log.warning("could not connect interaction %s: %s", interaction.id, exc.msg)
+
+
+def _place_callback(interaction: Interaction, reservation: Reservation, agent: User) -> None:
+    """A callback: the agent is called into the conference first, then the customer."""
+    connect_path = f"/webhooks/twilio/voice/connect/{reservation.id}"
+    status_url = calls.public_url("/webhooks/twilio/voice/status")
+    try:
+        calls.dial(
+            agent.voice_endpoint or f"client:{agent.username}",
+            calls.public_url(f"{connect_path}?leg=agent"),
+            status_url,
+        )
+        interaction.external_id = calls.dial(
+            interaction.from_address or "",
+            calls.public_url(f"{connect_path}?leg=caller"),
+            status_url,
+        )
+        db.session.commit()
+    except TwilioRestException as exc:
+        log.warning("could not place callback %s: %s", interaction.id, exc.msg)
 
 
 def reject(agent: User, reservation_id: str, reason: str | None = None) -> Reservation:
@@ -911,11 +936,56 @@ def call_status(call_sid: str, status: str, duration_s: int | None) -> Interacti
 
 
 def abandon(interaction: Interaction) -> Interaction:
-    """The customer gave up while waiting: out of the queue, any ringing offer withdrawn."""
+    """The customer hung up while waiting: an abandon, and a callback for a known customer."""
+    leave_queue(interaction, "abandoned", "caller hung up")
+    queue = interaction.queue
+    if (
+        queue is not None
+        and queue.callback_on_abandon
+        and interaction.customer_id is not None
+        and interaction.channel == "voice"
+    ):
+        create_callback(interaction)
+    return interaction
+
+
+def request_callback(interaction: Interaction) -> Interaction:
+    """The caller chose to be called back: the call ends, a callback takes its place."""
+    leave_queue(interaction, "callback", "caller asked for a callback")
+    return create_callback(interaction)
+
+
+def create_callback(original: Interaction) -> Interaction:
+    """A callback interaction in the original's queue, at the original's place in line."""
+    now = utcnow()
+    callback = Interaction(
+        channel="callback",
+        direction="outbound",
+        from_address=original.from_address,
+        customer_id=original.customer_id,
+        queue_id=original.queue_id,
+        priority=original.priority,
+        required_skills=dict(original.required_skills or {}),
+        status="queued",
+        enqueued_at=now,
+        queue_entered_at=now,
+        queue_score=original.queue_score,
+        origin_interaction_id=original.id,
+    )
+    db.session.add(callback)
+    db.session.commit()
+    enqueue(callback)
+    return callback
+
+
+def leave_queue(interaction: Interaction, outcome: str, reason: str) -> Interaction:
+    """Take an interaction out of waiting for good; any ringing offer is withdrawn."""
     now = utcnow()
     store = get_store()
+    if interaction.status == "queued":
+        interaction.left_at_position = queue_position(interaction)
     interaction.status = "ended"
-    interaction.outcome = "abandoned"
+    interaction.outcome = outcome
     interaction.ended_at = now
     pending = db.session.scalars(
         sa.select(Reservation).where(
@@ -925,24 +995,22 @@ def abandon(interaction: Interaction) -> Interaction:
     for reservation in pending:
         reservation.status = "revoked"
         reservation.responded_at = now
-        reservation.reason = "caller hung up"
+        reservation.reason = reason
     db.session.commit()
     store.remove(interaction.id)
-    store.event("abandoned", interaction=interaction.id, waited_s=_waited_s(interaction, now))
+    store.event(outcome, interaction=interaction.id, waited_s=_waited_s(interaction, now))
     for reservation in pending:
         store.resolve(reservation.id, "revoked", now.timestamp(), requeue=False)
         agent = reservation.agent
         _derive_status(agent, now)
         db.session.commit()
         emit_to_agent(
-            agent.id,
-            "offer_revoked",
-            {"reservation_id": reservation.id, "reason": "caller hung up"},
+            agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason}
         )
         _emit_status(agent)
         _make_available(agent)
         _offer_agent(agent)
-    log.info("interaction %s abandoned", interaction.id)
+    log.info("interaction %s left the queue: %s", interaction.id, outcome)
     return interaction
 
 
@@ -981,7 +1049,7 @@ def _end(interaction: Interaction, outcome: str, duration_s: int | None) -> None
 def _release_slot(agent: User, interaction: Interaction) -> None:
     """The agent's capacity slot for this interaction is free again: more work may come."""
     store = _store()
-    store.change_load(agent.id, interaction.channel, -1)
+    store.change_load(agent.id, policy.capacity_channel(interaction.channel), -1)
     store.event("completed", interaction=interaction.id, agent=agent.id)
     now = utcnow()
     agent.idle_since = now
@@ -1186,7 +1254,8 @@ def _loads_from_database() -> dict[int, dict[str, int]]:
     ).all()
     loads: dict[int, dict[str, int]] = {}
     for agent_id, channel, count in rows:
-        loads.setdefault(agent_id, {})[channel] = count
+        key = policy.capacity_channel(channel)
+        loads.setdefault(agent_id, {})[key] = loads.get(agent_id, {}).get(key, 0) + count
     return loads
 
 

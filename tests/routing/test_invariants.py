@@ -20,6 +20,8 @@ from contact_center.routing.models import HOLDING_STATUSES, Interaction, Queue, 
 from contact_center.routing.store import RESERVATIONS, TAG
 from tests.routing.conftest import fire_timers
 
+# Which interaction channels use each capacity channel (a callback is a voice call).
+CHANNELS_USING = {"voice": ("voice", "callback"), "email": ("email",)}
 AGENTS = [
     # username, skills, capacity, team
     ("ann", {"lang:en": 5}, {"voice": 1, "email": 3}, "General"),
@@ -199,14 +201,15 @@ class RoutingMachine(RuleBasedStateMachine):
                     .select_from(Interaction)
                     .where(
                         Interaction.agent_id == agent.id,
-                        Interaction.channel == channel,
+                        Interaction.channel.in_(CHANNELS_USING[channel]),
                         Interaction.status.in_(HOLDING_STATUSES),
                     )
                 )
                 offered = sum(
                     1
                     for r in pending
-                    if r.agent_id == agent.id and r.interaction.channel == channel
+                    if r.agent_id == agent.id
+                    and policy.capacity_channel(r.interaction.channel) == channel
                 )
                 assert holding + offered <= (agent.capacity or {}).get(channel, 0)
                 assert store.load(agent.id, channel) == holding + offered

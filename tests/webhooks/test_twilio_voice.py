@@ -162,3 +162,111 @@ def test_wait_announces_position_and_estimated_wait(twilio_post, create_user, ag
     wait = twilio_post(f"{VOICE}/wait", {"CallSid": call_sid(11), "QueuePosition": "1"})
     # One agent staffed, default 180 s handle time: (1 - 0.5) x 180 s = 90 s.
     assert b"You are number 1 in the queue. Your estimated wait is about 2 minutes." in wait.data
+
+
+def _leave(twilio_post, n: int, digit: str):
+    options = twilio_post(f"{VOICE}/wait", {"CallSid": call_sid(n)})
+    assert b"press 1" in options.data and b"/webhooks/twilio/voice/wait-option" in options.data
+    left = twilio_post(f"{VOICE}/wait-option", {"CallSid": call_sid(n), "Digits": digit})
+    assert b"<Leave" in left.data
+    return twilio_post(f"{VOICE}/enqueue-result", _call(n, QueueResult="leave"))
+
+
+def test_callback_request_keeps_the_place(twilio_post):
+    twilio_post(VOICE, _call(20))
+    twilio_post(VOICE, _call(21))
+    result = _leave(twilio_post, 21, "1")
+    assert b"call you back" in result.data and b"<Hangup" in result.data
+    original = db.session.scalar(
+        sa.select(Interaction).where(Interaction.external_id == call_sid(21))
+    )
+    assert original.outcome == "callback" and original.left_at_position == 2
+    callback = db.session.scalar(sa.select(Interaction).where(Interaction.channel == "callback"))
+    assert callback.origin_interaction_id == original.id
+    assert callback.queue_score == original.queue_score and callback.status == "queued"
+    from contact_center.routing.services import queue_position
+
+    assert queue_position(callback) == 2  # still behind call 20, as before
+
+
+def test_voicemail_option_while_waiting(twilio_post):
+    twilio_post(VOICE, _call(22))
+    result = _leave(twilio_post, 22, "2")
+    assert b"<Record" in result.data
+    interaction = db.session.scalar(sa.select(Interaction))
+    assert interaction.outcome == "voicemail"
+
+
+def test_other_keys_keep_the_caller_waiting(twilio_post):
+    twilio_post(VOICE, _call(23))
+    stay = twilio_post(f"{VOICE}/wait-option", {"CallSid": call_sid(23), "Digits": "5"})
+    assert b"<Leave" not in stay.data
+    assert db.session.scalar(sa.select(Interaction)).status == "queued"
+
+
+def test_max_wait_leads_to_voicemail(twilio_post):
+    from datetime import timedelta
+
+    twilio_post(VOICE, _call(24))
+    interaction = db.session.scalar(sa.select(Interaction))
+    interaction.queue.max_wait_s = 60
+    interaction.enqueued_at = interaction.enqueued_at - timedelta(seconds=61)
+    db.session.commit()
+    left = twilio_post(f"{VOICE}/wait", {"CallSid": call_sid(24)})
+    assert b"<Leave" in left.data
+    result = twilio_post(f"{VOICE}/enqueue-result", _call(24, QueueResult="leave"))
+    assert b"<Record" in result.data
+
+
+def test_known_customer_who_abandons_gets_a_callback(twilio_post):
+    from contact_center.customers.services import create_customer
+
+    create_customer({"name": "Known", "phones": ["+442079460018"]})
+    twilio_post(VOICE, _call(25))
+    twilio_post(f"{VOICE}/status", _call(25, CallStatus="completed", SequenceNumber="1"))
+    abandoned = db.session.scalar(sa.select(Interaction).where(Interaction.channel == "voice"))
+    assert abandoned.outcome == "abandoned" and abandoned.left_at_position == 1
+    callback = db.session.scalar(sa.select(Interaction).where(Interaction.channel == "callback"))
+    assert callback.status == "queued" and callback.customer_id == abandoned.customer_id
+
+
+def test_accepted_callback_calls_the_agent_then_the_customer(
+    twilio_post, create_user, agent_socket, twilio_stub
+):
+    from contact_center.customers.services import create_customer
+
+    create_customer({"name": "Known", "phones": ["+442079460018"]})
+    twilio_post(VOICE, _call(26))
+    _leave(twilio_post, 26, "1")
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    offer = next(e["args"][0] for e in socket.get_received("/agent") if e["name"] == "offer")
+    assert offer["interaction"]["channel"] == "callback"
+    assert offer["screen_pop"]["customer"]["name"] == "Known"
+    socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
+    dials = twilio_stub.wait_for(lambda r: r.call_sid is None and "To" in r.form)
+    assert [d.form["To"] for d in dials] == ["client:alice", "+442079460018"]
+    callback = db.session.get(Interaction, offer["interaction"]["id"])
+    db.session.refresh(callback)
+    assert callback.external_id and callback.external_id.startswith("CA")
+    twilio_post(
+        f"/webhooks/twilio/voice/connect/{offer['reservation_id']}",
+        {"CallSid": callback.external_id},
+        query={"leg": "caller"},
+    )
+    db.session.refresh(callback)
+    assert callback.status == "active"
+    twilio_post(
+        f"{VOICE}/status",
+        {
+            "CallSid": callback.external_id,
+            "CallStatus": "completed",
+            "SequenceNumber": "4",
+            "CallDuration": "42",
+        },
+    )
+    db.session.refresh(callback)
+    assert callback.outcome == "answered" and callback.duration_s == 42

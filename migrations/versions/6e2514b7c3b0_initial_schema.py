@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b27e110c4a09
+Revision ID: 6e2514b7c3b0
 Revises: 
-Create Date: 2026-11-26 13:20:17.912393
+Create Date: 2026-11-26 13:23:27.438248
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import contact_center.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = 'b27e110c4a09'
+revision = '6e2514b7c3b0'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -31,6 +31,9 @@ def upgrade():
     sa.Column('overflow_steps', sa.JSON(), nullable=False),
     sa.Column('allow_during_voice', sa.Boolean(), nullable=False),
     sa.Column('max_missed_offers', sa.Integer(), nullable=False),
+    sa.Column('callback_on_abandon', sa.Boolean(), nullable=False),
+    sa.Column('max_wait_s', sa.Integer(), nullable=False),
+    sa.Column('max_wait_action', sa.String(length=20), nullable=False),
     sa.Column('wrapup_s', sa.Integer(), nullable=False),
     sa.Column('service_level_threshold_s', sa.Integer(), nullable=False),
     sa.Column('offer_timeout_s', sa.Integer(), nullable=False),
@@ -179,6 +182,9 @@ def upgrade():
     sa.Column('wrapup_until', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.Column('ivr_flow_id', sa.Integer(), nullable=True),
     sa.Column('recording_url', sa.String(length=500), nullable=True),
+    sa.Column('left_at_position', sa.Integer(), nullable=True),
+    sa.Column('leave_reason', sa.String(length=20), nullable=True),
+    sa.Column('origin_interaction_id', sa.Integer(), nullable=True),
     sa.Column('queue_score', sa.Float(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
@@ -195,6 +201,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['agent_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['ivr_flow_id'], ['ivr_flows.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['origin_interaction_id'], ['interactions.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['preferred_agent_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], ),
     sa.PrimaryKeyConstraint('id'),
