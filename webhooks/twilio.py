@@ -20,13 +20,13 @@ from twilio.request_validator import RequestValidator
 from contact_center.db_types import utcnow
 from contact_center.errors import APIError
 from contact_center.extensions import db
+from contact_center.ivr import control, twiml
 from contact_center.ivr import flows as ivr_flows
 from contact_center.ivr import services as ivr
-from contact_center.ivr import twiml
 from contact_center.ivr.calls import public_url
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing import services as routing
-from contact_center.routing.models import Reservation
+from contact_center.routing.models import Interaction, Reservation
 from webhooks.idempotency import claim, replay
 
 log = logging.getLogger(__name__)
@@ -280,7 +280,25 @@ def connect(reservation_id: str):
         whisper = f"Call from {who}, {queue} queue."
     return _twiml(
         twiml.conference_response(
-            f"cc-interaction-{interaction.id}", ends_on_exit=True, whisper=whisper
+            control.conference_name(interaction), ends_on_exit=True, whisper=whisper
+        )
+    )
+
+
+@bp.post("/voice/requeue/<int:interaction_id>")
+@signed
+def requeue(interaction_id: int):
+    """TwiML for a transferred caller: wait again in the interaction's (new) queue."""
+    _TwilioForm().load(request.form)
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or interaction.queue is None or interaction.status != "queued":
+        return _twiml(twiml.say_and_hang_up("Sorry, we could not transfer your call."))
+    return _twiml(
+        twiml.enqueue_response(
+            interaction.queue.name,
+            wait_url=public_url("/webhooks/twilio/voice/wait"),
+            action_url=public_url("/webhooks/twilio/voice/enqueue-result"),
+            greeting="Please hold while we transfer you.",
         )
     )
 

@@ -8,14 +8,81 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from contact_center.agents.auth import require_role
-from contact_center.errors import NotFound
+from contact_center.errors import APIError, NotFound
 from contact_center.extensions import db
 from contact_center.fields import UTCDateTime
-from contact_center.ivr import flows
+from contact_center.ivr import control, flows
 from contact_center.ivr.models import IvrFlow
+from contact_center.routing import services as routing
+from contact_center.routing.models import Interaction, Queue
+from contact_center.routing.schemas import InteractionSchema
 from contact_center.system_settings import put_setting
 
 blp = Blueprint("ivr", __name__, url_prefix="/api/v1/ivr", description="IVR flows")
+calls_blp = Blueprint(
+    "calls", __name__, url_prefix="/api/v1/interactions", description="Call control"
+)
+
+
+class HoldSchema(Schema):
+    hold = fields.Boolean(required=True)
+
+
+class TransferSchema(Schema):
+    queue_id = fields.Integer(required=True, strict=True)
+
+
+class MonitorSchema(Schema):
+    mode = fields.String(required=True, validate=validate.OneOf(control.MONITOR_MODES))
+
+
+class MonitorResultSchema(Schema):
+    call_sid = fields.String()
+    mode = fields.String()
+
+
+def _controllable(interaction_id: int) -> Interaction:
+    """The interaction, if the caller holds it as its agent or is a supervisor."""
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or not (
+        g.user.has_role("supervisor") or interaction.agent_id == g.user.id
+    ):
+        raise NotFound("No such interaction.")
+    return interaction
+
+
+@calls_blp.post("/<int:interaction_id>/hold")
+@require_role("agent")
+@calls_blp.arguments(HoldSchema)
+@calls_blp.response(200, InteractionSchema)
+def hold(data: dict, interaction_id: int):
+    """Put the customer on hold with music, or take them off hold (hold time is counted)."""
+    interaction = control.set_hold(_controllable(interaction_id), data["hold"])
+    return routing.interaction_payload(interaction)
+
+
+@calls_blp.post("/<int:interaction_id>/transfer")
+@require_role("agent")
+@calls_blp.arguments(TransferSchema)
+@calls_blp.response(200, InteractionSchema)
+def transfer(data: dict, interaction_id: int):
+    """Blind transfer to a queue: the caller waits there again; the agent is freed."""
+    interaction = _controllable(interaction_id)
+    queue = db.session.get(Queue, data["queue_id"])
+    if queue is None:
+        raise APIError(422, "Unknown queue.", fields={"queue_id": ["No such queue."]})
+    return routing.interaction_payload(control.transfer(interaction, queue))
+
+
+@calls_blp.post("/<int:interaction_id>/monitor")
+@require_role("supervisor")
+@calls_blp.arguments(MonitorSchema)
+@calls_blp.response(201, MonitorResultSchema)
+def monitor(data: dict, interaction_id: int):
+    """Join the call as a supervisor: listen, whisper to the agent, or barge in."""
+    interaction = _controllable(interaction_id)
+    call_sid = control.monitor(interaction, g.user, data["mode"])
+    return {"call_sid": call_sid, "mode": data["mode"]}
 
 
 class FlowCreateSchema(Schema):

@@ -96,6 +96,11 @@ class Interaction(db.Model):
         sa.ForeignKey("ivr_flows.id", ondelete="SET NULL")
     )
     recording_url: Mapped[str | None] = mapped_column(sa.String(500))
+    # The agent's call leg in the conference (for hold, coaching, hanging up a transfer).
+    agent_call_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    on_hold: Mapped[bool] = mapped_column(default=False)
+    hold_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hold_s: Mapped[int] = mapped_column(default=0)
     # Where a caller stood when they left the queue, and why they left (callback, voicemail).
     left_at_position: Mapped[int | None] = mapped_column()
     leave_reason: Mapped[str | None] = mapped_column(sa.String(20))

@@ -623,11 +623,12 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
     connect_path = f"/webhooks/twilio/voice/connect/{reservation.id}"
     try:
         calls.redirect_call(interaction.external_id, calls.public_url(f"{connect_path}?leg=caller"))
-        calls.dial(
+        interaction.agent_call_sid = calls.dial(
             agent.voice_endpoint or f"client:{agent.username}",
             calls.public_url(f"{connect_path}?leg=agent"),
             calls.public_url("/webhooks/twilio/voice/status"),
         )
+        db.session.commit()
     except TwilioRestException as exc:
         # The caller may have hung up meanwhile; their status callback ends the interaction.
         log.warning("could not connect interaction %s: %s", interaction.id, exc.msg)
@@ -638,7 +639,7 @@ def _place_callback(interaction: Interaction, reservation: Reservation, agent: U
     connect_path = f"/webhooks/twilio/voice/connect/{reservation.id}"
     status_url = calls.public_url("/webhooks/twilio/voice/status")
     try:
-        calls.dial(
+        interaction.agent_call_sid = calls.dial(
             agent.voice_endpoint or f"client:{agent.username}",
             calls.public_url(f"{connect_path}?leg=agent"),
             status_url,
@@ -1046,11 +1047,11 @@ def _end(interaction: Interaction, outcome: str, duration_s: int | None) -> None
         _release_slot(agent, interaction)
 
 
-def _release_slot(agent: User, interaction: Interaction) -> None:
+def _release_slot(agent: User, interaction: Interaction, event: str = "completed") -> None:
     """The agent's capacity slot for this interaction is free again: more work may come."""
     store = _store()
     store.change_load(agent.id, policy.capacity_channel(interaction.channel), -1)
-    store.event("completed", interaction=interaction.id, agent=agent.id)
+    store.event(event, interaction=interaction.id, agent=agent.id)
     now = utcnow()
     agent.idle_since = now
     _derive_status(agent, now)
@@ -1058,6 +1059,22 @@ def _release_slot(agent: User, interaction: Interaction) -> None:
     _emit_status(agent)
     _make_available(agent)
     _offer_agent(agent)
+
+
+def transfer_to_queue(interaction: Interaction, queue: Queue) -> Interaction:
+    """A blind transfer: the agent is freed and the caller waits again, in `queue`."""
+    if interaction.status not in LIVE_STATUSES or interaction.agent is None:
+        raise Conflict("Only a live interaction with an agent can be transferred.")
+    agent = interaction.agent
+    interaction.agent_id = None
+    interaction.agent = None
+    interaction.on_hold = False
+    queue_waiting(interaction, queue, priority=interaction.priority)
+    db.session.commit()
+    emit_to_agent(agent.id, "interaction_ended", interaction_payload(interaction))
+    _release_slot(agent, interaction, event="transferred")
+    enqueue(interaction)
+    return interaction
 
 
 def _agent_interaction(agent: User, interaction_id: int) -> Interaction:

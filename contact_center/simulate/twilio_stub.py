@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -18,6 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+CONFERENCES_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Conferences"
+    r"(?:/(?P<conference>CF\w+)/Participants(?:/(?P<participant>CA\w+))?)?\.json$"
+)
 CALLS_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls(?:/(?P<sid>CA\w+))?\.json$"
 )
@@ -29,6 +34,8 @@ class RecordedRequest:
     path: str
     form: dict[str, str]
     call_sid: str | None
+    query: dict[str, str] = field(default_factory=dict)
+    conference_sid: str | None = None
 
 
 @dataclass
@@ -79,10 +86,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         state = self.server.state
-        path = self.path.split("?", 1)[0]
+        path, _, query_string = self.path.partition("?")
         match = CALLS_PATH.match(path)
         if not self._authorised():
             self._send(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            return
+        conference = CONFERENCES_PATH.match(path)
+        if conference is not None and conference["account"] == state.account_sid:
+            self._conference(method, path, conference, query_string)
             return
         if match is None or match["account"] != state.account_sid:
             self._send(404, {"code": 20404, "message": "Not found", "status": 404})
@@ -114,6 +125,54 @@ class _Handler(BaseHTTPRequestHandler):
                 if "Status" in form:
                     call["status"] = form["Status"]
             self._send(200, _call_json(state, sid, call))
+
+    def _conference(self, method: str, path: str, match: re.Match, query_string: str) -> None:
+        """Conferences exist for every name asked after (each interaction has one live)."""
+        state = self.server.state
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode() if length else ""
+        form = {key: values[-1] for key, values in parse_qs(raw).items()}
+        query = {key: values[-1] for key, values in parse_qs(query_string).items()}
+        account = state.account_sid
+        with state.changed:
+            record = RecordedRequest(
+                method, path, form, match["participant"], query, match["conference"]
+            )
+            state.requests.append(record)
+            state.changed.notify_all()
+        if match["conference"] is None:  # list by FriendlyName
+            name = query.get("FriendlyName", "")
+            sid = "CF" + hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()
+            self._send(
+                200,
+                {
+                    "conferences": [
+                        {
+                            "sid": sid,
+                            "account_sid": account,
+                            "friendly_name": name,
+                            "status": "in-progress",
+                        }
+                    ],
+                    "next_page_uri": None,
+                    "page": 0,
+                    "page_size": 50,
+                },
+            )
+            return
+        participant = match["participant"] or "CA" + secrets.token_hex(16)
+        self._send(
+            201 if match["participant"] is None else 200,
+            {
+                "account_sid": account,
+                "conference_sid": match["conference"],
+                "call_sid": participant,
+                "hold": form.get("Hold") == "true",
+                "muted": form.get("Muted") == "true",
+                "coaching": form.get("Coaching") == "true",
+                "status": "connected",
+            },
+        )
 
     def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
         self._handle("POST")

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 6e2514b7c3b0
+Revision ID: 04abbbe5a917
 Revises: 
-Create Date: 2026-11-26 13:23:27.438248
+Create Date: 2026-11-26 13:28:39.364241
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import contact_center.db_types
 
 
 # revision identifiers, used by Alembic.
-revision = '6e2514b7c3b0'
+revision = '04abbbe5a917'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -182,6 +182,10 @@ def upgrade():
     sa.Column('wrapup_until', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.Column('ivr_flow_id', sa.Integer(), nullable=True),
     sa.Column('recording_url', sa.String(length=500), nullable=True),
+    sa.Column('agent_call_sid', sa.String(length=64), nullable=True),
+    sa.Column('on_hold', sa.Boolean(), nullable=False),
+    sa.Column('hold_started_at', contact_center.db_types.UTCDateTime(), nullable=True),
+    sa.Column('hold_s', sa.Integer(), nullable=False),
     sa.Column('left_at_position', sa.Integer(), nullable=True),
     sa.Column('leave_reason', sa.String(length=20), nullable=True),
     sa.Column('origin_interaction_id', sa.Integer(), nullable=True),
