@@ -102,7 +102,7 @@ def rebuild_command():
         return
     from contact_center.routing.services import rebuild_state
 
-    counts = rebuild_state()
+    counts = rebuild_state(force=True)
     click.echo(
         f"Rebuilt: {counts['waiting']} waiting interactions, {counts['agents']} agents, "
         f"{counts['revoked_offers']} offers returned to their queues."

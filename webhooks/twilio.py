@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, request
 from marshmallow import EXCLUDE, Schema, fields, validate
+from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
 from contact_center.db_types import utcnow
@@ -146,18 +147,25 @@ def incoming_call():
     if (earlier := replay(key)) is not None:
         return earlier
     closure = ivr_flows.emergency_closure()
-    if closure["enabled"]:
-        interaction = routing.receive_call(
-            form["CallSid"], form["From"], form["To"], queue_now=False
-        )
-        return _commit_once(key, *ivr.closed_for_emergency(interaction, closure["message"]))
     flow = ivr_flows.active_flow()
-    if flow is not None:
-        interaction = routing.receive_call(
-            form["CallSid"], form["From"], form["To"], ivr_flow_id=flow.id, queue_now=False
-        )
-        body, after = ivr.enter(interaction, flow, flow.definition["start"])
-        return _commit_once(key, body, after)
+    if closure["enabled"] or flow is not None:
+        try:
+            interaction = routing.receive_call(
+                form["CallSid"],
+                form["From"],
+                form["To"],
+                ivr_flow_id=None if closure["enabled"] else flow.id,
+                queue_now=False,
+            )
+        except IntegrityError:
+            # A concurrent first delivery of the same call won: answer as it did.
+            db.session.rollback()
+            if (earlier := replay(key)) is not None:
+                return earlier
+            raise
+        if closure["enabled"]:
+            return _commit_once(key, *ivr.closed_for_emergency(interaction, closure["message"]))
+        return _commit_once(key, *ivr.enter(interaction, flow, flow.definition["start"]))
     queue = routing.default_queue()
     body = twiml.enqueue_response(
         queue.name,

@@ -120,7 +120,7 @@ def agent_event(schema: type[Schema]) -> Callable:
 class AgentNamespace(Namespace):
     def on_connect(self, auth: Any = None) -> bool:
         user = socket_user(auth)
-        if user is None or not user.has_role("agent"):
+        if user is None or not user.is_active or not user.has_role("agent"):
             return False  # refuses the connection
         session["agent_id"] = user.id
         join_room(agent_room(user.id))

@@ -275,7 +275,10 @@ def _record_offer(offer: Offer, now: datetime, *, step: str, strategy: str) -> R
     agent = db.session.get(User, offer.agent_id, with_for_update=True)
     if interaction is None or interaction.status != "queued":
         db.session.rollback()
-        store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=False)
+        # "offered" here means a closing offer has put it back in Redis but not yet committed
+        # "queued": it is still waiting, so it goes back; any other status means it is gone.
+        still_waiting = interaction is not None and interaction.status == "offered"
+        store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=still_waiting)
         return None
     if agent is None or agent.presence != "available":
         db.session.rollback()
@@ -577,8 +580,17 @@ def _close_offer(
     return reservation
 
 
+def _lock_reservation(reservation_id: str) -> Reservation | None:
+    """Lock an offer's interaction, then the offer: the order every path locks them in."""
+    reservation = db.session.get(Reservation, reservation_id)
+    if reservation is None:
+        return None
+    db.session.get(Interaction, reservation.interaction_id, with_for_update=True)
+    return db.session.get(Reservation, reservation_id, with_for_update=True, populate_existing=True)
+
+
 def _pending_reservation(reservation_id: str, agent: User) -> Reservation:
-    reservation = db.session.get(Reservation, reservation_id, with_for_update=True)
+    reservation = _lock_reservation(reservation_id)
     if reservation is None or reservation.agent_id != agent.id:
         raise NotFound("No such offer for this agent.")
     if reservation.status != "pending":
@@ -665,7 +677,7 @@ def reject(agent: User, reservation_id: str, reason: str | None = None) -> Reser
 
 def offer_timed_out(reservation_id: str) -> Reservation | None:
     """An offer nobody answered: back to its place; the agent is set away after N misses."""
-    reservation = db.session.get(Reservation, reservation_id, with_for_update=True)
+    reservation = _lock_reservation(reservation_id)
     if reservation is None:
         # Redis reserved but the database never recorded it: just return it to its place.
         _store().resolve(reservation_id, "timeout", utcnow().timestamp(), requeue=True)
@@ -760,6 +772,7 @@ def queue_waiting(
     interaction.status = "queued"
     interaction.enqueued_at = now
     interaction.queue_entered_at = now
+    interaction.overflow_step = 0  # the new queue's steps count from now
     interaction.queue_score = policy.queue_score(
         now, priority=priority, customer_tier=customer.tier if customer else None
     )
@@ -850,28 +863,36 @@ def _offer_placed(interaction: Interaction) -> list[Reservation]:
     return _offer_pool(key[len(f"{TAG}:w:") :])
 
 
-def _schedule_next_step(interaction: Interaction) -> None:
+def _step_timer(interaction: Interaction, index: int) -> str:
+    # The queue is in the name: a step of a queue the interaction has left never fires.
+    return f"step:{interaction.id}:{interaction.queue_id}:{index}"
+
+
+def _schedule_next_step(interaction: Interaction, delay_s: float | None = None) -> None:
     steps = sorted(interaction.queue.overflow_steps or [], key=lambda s: s.get("after_s", 0))
     index = interaction.overflow_step
     if index >= len(steps):
         return
-    base = interaction.queue_entered_at or interaction.enqueued_at or interaction.created_at
-    due = base.timestamp() + float(steps[index].get("after_s", 0))
-    _store().add_timer(f"step:{interaction.id}:{index}", due)
+    if delay_s is None:
+        base = interaction.queue_entered_at or interaction.enqueued_at or interaction.created_at
+        due = base.timestamp() + float(steps[index].get("after_s", 0))
+    else:
+        due = utcnow().timestamp() + delay_s
+    _store().add_timer(_step_timer(interaction, index), due)
 
 
-def _overflow_step(interaction_id: int, index: int) -> None:
+def _overflow_step(interaction_id: int, queue_id: int, index: int) -> None:
     """Apply an overflow step: widen who qualifies, or move to another queue keeping the place."""
     store = _store()
     interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
-    if interaction is None or interaction.overflow_step != index:
+    if interaction is None or interaction.queue_id != queue_id:
         return
-    if interaction.status == "offered":
+    if interaction.overflow_step != index or interaction.status not in ("queued", "offered"):
+        return
+    if interaction.status == "offered" or store.location(interaction.id) is None:
         # Ringing now: decide again shortly, when the offer has been answered or timed out.
         db.session.rollback()
-        store.add_timer(f"step:{interaction_id}:{index}", utcnow().timestamp() + STEP_RETRY_S)
-        return
-    if interaction.status != "queued":
+        _schedule_next_step(interaction, delay_s=STEP_RETRY_S)
         return
     steps = sorted(interaction.queue.overflow_steps or [], key=lambda s: s.get("after_s", 0))
     step = steps[index]
@@ -885,12 +906,13 @@ def _overflow_step(interaction_id: int, index: int) -> None:
         interaction.queue_entered_at = utcnow()
     else:
         interaction.overflow_step = index + 1
-    db.session.commit()
     new_key = _waiting_key_of(interaction, utcnow())
-    if store.location(interaction.id) is None:
-        store.enqueue(new_key, interaction.id, interaction.queue_score or 0.0)
-    else:
-        store.move(interaction.id, new_key)
+    # Move in Redis first: if a match took it meanwhile, the step waits for its return.
+    if not store.move(interaction.id, new_key):
+        db.session.rollback()
+        _schedule_next_step(interaction, delay_s=STEP_RETRY_S)
+        return
+    db.session.commit()
     store.event("overflow", interaction=interaction.id, step=index, to=new_key)
     _register_sig(
         interaction.queue, policy.signature(_extra_skills(interaction, interaction.queue))
@@ -901,13 +923,17 @@ def _overflow_step(interaction_id: int, index: int) -> None:
 
 def _preferred_expired(interaction_id: int) -> None:
     """The preferred agent did not take it in time: the interaction joins its queue's pool."""
-    interaction = db.session.get(Interaction, interaction_id)
+    interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
     if interaction is None or interaction.status not in ("queued", "offered"):
+        return
+    key = waiting_key(_pool_of(interaction))
+    if interaction.status == "offered" or not _store().move(interaction.id, key):
+        # Ringing (or being matched) now: decide again shortly, once it is back waiting.
+        db.session.rollback()
+        _store().add_timer(f"preferred:{interaction_id}", utcnow().timestamp() + STEP_RETRY_S)
         return
     interaction.preferred_until = None
     db.session.commit()
-    key = waiting_key(_pool_of(interaction))
-    _store().move(interaction.id, key)
     _offer_placed(interaction)
 
 
@@ -988,10 +1014,11 @@ def leave_queue(interaction: Interaction, outcome: str, reason: str) -> Interact
     interaction.status = "ended"
     interaction.outcome = outcome
     interaction.ended_at = now
+    # Locked (after the interaction): an accept that won the race is seen here as accepted.
     pending = db.session.scalars(
-        sa.select(Reservation).where(
-            Reservation.interaction_id == interaction.id, Reservation.status == "pending"
-        )
+        sa.select(Reservation)
+        .where(Reservation.interaction_id == interaction.id, Reservation.status == "pending")
+        .with_for_update()
     ).all()
     for reservation in pending:
         reservation.status = "revoked"
@@ -1146,8 +1173,8 @@ def run_due_timers(now: float | None = None, limit: int = 100) -> int:
             if kind == "offer":
                 offer_timed_out(rest)
             elif kind == "step":
-                interaction_id, _, index = rest.partition(":")
-                _overflow_step(int(interaction_id), int(index))
+                interaction_id, queue_id, index = rest.split(":")
+                _overflow_step(int(interaction_id), int(queue_id), int(index))
             elif kind == "preferred":
                 _preferred_expired(int(rest))
             elif kind == "wrapup":
@@ -1213,10 +1240,12 @@ def queue_position(interaction: Interaction) -> int | None:
 # ---------------------------------------------------------------- rebuild
 
 
-def rebuild_state() -> dict[str, int]:
+def rebuild_state(force: bool = False) -> dict[str, int]:
     """Rebuild all Redis routing state from the database (after a Redis restart or on demand)."""
     store = _store()
     with get_redis().lock(REBUILD_LOCK, timeout=120, blocking_timeout=120):
+        if store.is_built() and not force:
+            return {"waiting": 0, "agents": 0, "revoked_offers": 0}  # another process did it
         store.clear()
         now = utcnow()
         pending = db.session.scalars(

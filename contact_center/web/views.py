@@ -29,7 +29,7 @@ class LogoutForm(FlaskForm):
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    if user is None or session.get("epoch") != user.session_epoch:
+    if user is None or not user.is_active or session.get("epoch") != user.session_epoch:
         return None  # signed out since (on this or another device)
     return user
 

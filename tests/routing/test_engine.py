@@ -84,7 +84,7 @@ def test_queue_weight_breaks_ties(make_queue, agent, arrive):
     for interaction in (a, b):
         interaction.queue_score = 1000.0
     db.session.commit()
-    routing.rebuild_state()
+    routing.rebuild_state(force=True)
     sam = agent("sam")
     assert offered_to(b) == sam.id
 
@@ -340,7 +340,7 @@ def test_rebuild_restores_queues_agents_and_loads(app, make_queue, agent, arrive
     second = arrive(queue)  # offered to sam (capacity 3)
     third = arrive(queue)
     app.extensions["redis"].flushdb()
-    counts = routing.rebuild_state()
+    counts = routing.rebuild_state(force=True)
     assert counts["revoked_offers"] == 1
     store = routing.get_store()
     assert store.load(sam.id, "email") == 1 + (1 if pending(sam) else 0)
@@ -410,3 +410,35 @@ def test_queue_create_and_list(client, create_user, auth_header):
     listed = client.get("/api/v1/queues", headers=auth_header(agent_user)).get_json()
     assert [q["name"] for q in listed] == ["Cards"]
     assert listed[0]["estimate"]["waiting"] == 0
+
+
+def test_preferred_window_ending_while_the_offer_rings_still_falls_back(make_queue, agent, arrive):
+    queue = make_queue(channels=["email"])
+    owner = agent("owner")
+    other = agent("other")
+    interaction = arrive(queue, preferred_agent_id=owner.id, preferred_for_s=5)
+    assert offered_to(interaction) == owner.id
+    fire_timers(6)  # the preference ends while the owner's offer is still ringing
+    routing.reject(owner, pending(owner).id)
+    routing.set_agent_status(owner, "away")
+    fire_timers(6 + routing.STEP_RETRY_S)
+    assert offered_to(interaction) == other.id
+
+
+def test_a_match_in_the_middle_of_another_process_closing_an_offer_loses_nothing(
+    make_queue, agent, arrive
+):
+    """Process A has put a rejected interaction back in Redis but not yet committed it as
+    queued; process B matches it then. B must give it back, not drop it."""
+    queue = make_queue(channels=["email"])
+    sam = agent("sam")
+    interaction = arrive(queue)
+    reservation = pending(sam)
+    store = routing.get_store()
+    # A's first half: the Redis side of the reject (the database still says "offered").
+    store.resolve(reservation.id, "rejected", time.time(), requeue=True)
+    other = agent("other")  # B: a free agent matches the interaction now
+    db.session.expire_all()
+    assert db.session.get(Interaction, interaction.id).status == "offered"
+    assert store.location(interaction.id) is not None, "the interaction must still be waiting"
+    assert pending(other) is None
