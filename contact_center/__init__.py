@@ -53,7 +53,8 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # The web server, socket handlers and worker threads share one SQLite file.
         return {"connect_args": {"check_same_thread": False, "timeout": 30}}
-    return {"pool_pre_ping": True}
+    # Gevent workers serve many requests at once: keep connections rather than reopen them.
+    return {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 20}
 
 
 def _init_extensions(app: Flask) -> None:

@@ -175,7 +175,7 @@ def incoming_call():
     )
     if (earlier := claim(key, body, TWIML)) is not None:
         return earlier
-    interaction = routing.receive_call(form["CallSid"], form["From"], form["To"])
+    interaction = routing.receive_call(form["CallSid"], form["From"], form["To"], queue=queue)
     db.session.commit()
     _after_commit(lambda: routing.enqueue(interaction))
     return _twiml(body)

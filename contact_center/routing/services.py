@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from twilio.base.exceptions import TwilioRestException
 
 from contact_center.agents.models import PRESENCES, User
@@ -79,9 +80,16 @@ def _sigs_key(queue_id: int) -> str:
 
 def default_queue() -> Queue:
     """The queue calls go to before the IVR picks one; created on first use."""
-    queue = db.session.scalar(sa.select(Queue).order_by(Queue.is_default.desc(), Queue.id).limit(1))
+    query = sa.select(Queue).order_by(Queue.is_default.desc(), Queue.id).limit(1)
+    queue = db.session.scalar(query)
     if queue is None:
-        queue = create_queue(name="General", channels=["voice", "email"], is_default=True)
+        try:
+            with db.session.begin_nested():  # concurrent first calls race to create it
+                queue = Queue(name="General", channels=["voice", "email"], is_default=True)
+                db.session.add(queue)
+        except IntegrityError:
+            return db.session.scalar(query)
+        _admit_available_agents()
     return queue
 
 
@@ -90,10 +98,14 @@ def create_queue(**fields: Any) -> Queue:
     queue = Queue(**fields)
     db.session.add(queue)
     db.session.flush()
+    _admit_available_agents()
+    return queue
+
+
+def _admit_available_agents() -> None:
     get_store()
     for agent in _available_agents():
         _make_available(agent)
-    return queue
 
 
 def _all_queues() -> list[Queue]:
@@ -729,6 +741,7 @@ def receive_call(
     *,
     ivr_flow_id: int | None = None,
     queue_now: bool = True,
+    queue: Queue | None = None,
 ) -> Interaction:
     """Record an incoming call (flushed, not committed): queued at once, or in the IVR."""
     existing = interaction_by_external_id(call_sid)
@@ -748,7 +761,7 @@ def receive_call(
         ivr_flow_id=ivr_flow_id,
     )
     if queue_now:
-        queue_waiting(interaction, default_queue())
+        queue_waiting(interaction, queue or default_queue())
     db.session.add(interaction)
     db.session.flush()
     log.info(

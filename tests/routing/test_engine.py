@@ -442,3 +442,32 @@ def test_a_match_in_the_middle_of_another_process_closing_an_offer_loses_nothing
     assert db.session.get(Interaction, interaction.id).status == "offered"
     assert store.location(interaction.id) is not None, "the interaction must still be waiting"
     assert pending(other) is None
+
+
+def test_concurrent_first_calls_create_one_default_queue(app):
+    import threading
+
+    from contact_center.routing.models import Queue
+
+    barrier = threading.Barrier(4)
+    names, errors = [], []
+
+    def first_call():
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                names.append(routing.default_queue().name)
+                db.session.commit()
+            except Exception as exc:  # a failure here is what the test is looking for
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert names == ["General"] * 4
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Queue)) == 1
