@@ -167,11 +167,8 @@ def incoming_call():
             return _commit_once(key, *ivr.closed_for_emergency(interaction, closure["message"]))
         return _commit_once(key, *ivr.enter(interaction, flow, flow.definition["start"]))
     queue = routing.default_queue()
-    body = twiml.enqueue_response(
-        queue.name,
-        wait_url=public_url("/webhooks/twilio/voice/wait"),
-        action_url=public_url("/webhooks/twilio/voice/enqueue-result"),
-        greeting="Thank you for calling. Please hold while we connect you to an agent.",
+    body = ivr.hold_in_queue(
+        queue.name, "Thank you for calling. Please hold while we connect you to an agent."
     )
     if (earlier := claim(key, body, TWIML)) is not None:
         return earlier
@@ -301,14 +298,7 @@ def requeue(interaction_id: int):
     interaction = db.session.get(Interaction, interaction_id)
     if interaction is None or interaction.queue is None or interaction.status != "queued":
         return _twiml(twiml.say_and_hang_up("Sorry, we could not transfer your call."))
-    return _twiml(
-        twiml.enqueue_response(
-            interaction.queue.name,
-            wait_url=public_url("/webhooks/twilio/voice/wait"),
-            action_url=public_url("/webhooks/twilio/voice/enqueue-result"),
-            greeting="Please hold while we transfer you.",
-        )
-    )
+    return _twiml(ivr.hold_in_queue(interaction.queue.name, "Please hold while we transfer you."))
 
 
 class GatherForm(_TwilioForm):

@@ -121,14 +121,20 @@ def _enqueue(
         routing.queue_waiting(
             interaction, queue, priority=node.get("priority", 0), skills=node.get("skills")
         )
-    document = twiml.enqueue_response(
-        queue.name,
+    return hold_in_queue(queue.name, response=response), lambda: routing.enqueue(interaction)
+
+
+def hold_in_queue(
+    queue_name: str, greeting: str | None = None, response: VoiceResponse | None = None
+) -> str:
+    """<Enqueue> the caller with our wait URL (announcements, options) and result URL."""
+    return twiml.enqueue_response(
+        queue_name,
         wait_url=public_url("/webhooks/twilio/voice/wait"),
         action_url=public_url("/webhooks/twilio/voice/enqueue-result"),
-        greeting=None,
+        greeting=greeting,
         response=response,
     )
-    return document, lambda: routing.enqueue(interaction)
 
 
 def take_input(
