@@ -93,6 +93,11 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
+    # Let requests still in flight (a socket's disconnect handler, say) finish and hand their
+    # database connections back before the app fixture disposes of the engine.
+    for request_thread in threading.enumerate():
+        if "process_request_thread" in request_thread.name:
+            request_thread.join(timeout=10)
 
 
 # Module scope, not session: while the sync API is started, its event loop counts as running
