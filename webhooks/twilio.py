@@ -146,8 +146,8 @@ def incoming_call():
     key = f"voice:{form['CallSid']}"
     if (earlier := replay(key)) is not None:
         return earlier
-    closure = ivr_flows.emergency_closure()
-    flow = ivr_flows.active_flow()
+    entry = ivr_flows.call_entry()
+    closure, flow = entry.closure, entry.flow
     if closure["enabled"] or flow is not None:
         try:
             interaction = routing.receive_call(

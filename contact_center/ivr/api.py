@@ -154,7 +154,9 @@ def get_emergency():
 @blp.response(200, EmergencySchema)
 def put_emergency(data: dict):
     """Switch the emergency closure on or off (every new caller hears the message)."""
-    return put_setting(flows.EMERGENCY_KEY, data, g.user.id)
+    value = put_setting(flows.EMERGENCY_KEY, data, g.user.id)
+    flows.forget_entry()
+    return value
 
 
 @blp.post("/flows/<int:flow_id>/activate")

@@ -18,12 +18,15 @@ the same way and nothing is stored twice.
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
+from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -224,10 +227,52 @@ def activate_flow(record: IvrFlow) -> None:
     db.session.execute(sa.update(IvrFlow).where(IvrFlow.id != record.id).values(is_active=False))
     record.is_active = True
     db.session.commit()
+    forget_entry()
 
 
 def active_flow() -> IvrFlow | None:
     return db.session.scalar(sa.select(IvrFlow).where(IvrFlow.is_active).limit(1))
+
+
+@dataclass(frozen=True)
+class FlowVersion:
+    """A flow version as new calls need it: its id and definition (no database row)."""
+
+    id: int
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a new call meets first: the emergency closure, else the active flow, if any."""
+
+    closure: dict[str, Any]
+    flow: FlowVersion | None
+
+
+ENTRY_CACHE_S = 2.0  # a change reaches every web process within this time
+
+
+def call_entry() -> Entry:
+    """The emergency switch and the active flow, read at most every ENTRY_CACHE_S per process.
+
+    Every incoming call needs both; reading them from the database per call costs more
+    than the rest of answering it.
+    """
+    cached = current_app.extensions.get("ivr_entry")
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < ENTRY_CACHE_S:
+        return cached[1]
+    record = active_flow()
+    flow = FlowVersion(record.id, record.definition) if record is not None else None
+    entry = Entry(emergency_closure(), flow)
+    current_app.extensions["ivr_entry"] = (now, entry)
+    return entry
+
+
+def forget_entry() -> None:
+    """Drop this process's cached entry after a change (other processes follow shortly)."""
+    current_app.extensions.pop("ivr_entry", None)
 
 
 def load_default_flow(activate: bool = True) -> IvrFlow:
@@ -268,7 +313,7 @@ def is_open(node: dict[str, Any], at: datetime | None = None) -> bool:
 class Renderer:
     """Builds the TwiML of one flow version's nodes; URLs carry the version and the attempt."""
 
-    def __init__(self, record: IvrFlow, url_for_node) -> None:
+    def __init__(self, record: IvrFlow | FlowVersion, url_for_node) -> None:
         self.record = record
         self.flow = record.definition
         self.language = (self.flow.get("voice") or {}).get("language", "en-GB")

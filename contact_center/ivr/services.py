@@ -18,7 +18,7 @@ from contact_center.db_types import utcnow
 from contact_center.extensions import db
 from contact_center.ivr import twiml
 from contact_center.ivr.calls import public_url
-from contact_center.ivr.flows import Renderer, is_open
+from contact_center.ivr.flows import FlowVersion, Renderer, is_open
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Queue
@@ -35,7 +35,7 @@ def node_url(version_id: int, node_id: str, **query: Any) -> str:
     return public_url(f"{GATHER_PATH}/{version_id}/{node_id}" + (f"?{params}" if params else ""))
 
 
-def _renderer(record: IvrFlow) -> Renderer:
+def _renderer(record: IvrFlow | FlowVersion) -> Renderer:
     return Renderer(record, node_url)
 
 
@@ -47,7 +47,9 @@ def _end_in_ivr(interaction: Interaction, outcome: str) -> None:
     interaction.ended_at = utcnow()
 
 
-def enter(interaction: Interaction, record: IvrFlow, node_id: str) -> tuple[str, AfterCommit]:
+def enter(
+    interaction: Interaction, record: IvrFlow | FlowVersion, node_id: str
+) -> tuple[str, AfterCommit]:
     """The TwiML for arriving at a node (following say and hours nodes directly)."""
     renderer = _renderer(record)
     response = VoiceResponse()
