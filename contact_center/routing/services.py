@@ -89,6 +89,7 @@ def default_queue() -> Queue:
                 db.session.add(queue)
         except IntegrityError:
             return db.session.scalar(query)
+        get_store()
         _admit_available_agents()
     return queue
 
@@ -98,12 +99,16 @@ def create_queue(**fields: Any) -> Queue:
     queue = Queue(**fields)
     db.session.add(queue)
     db.session.flush()
+    get_store()
     _admit_available_agents()
     return queue
 
 
 def _admit_available_agents() -> None:
-    get_store()
+    """Let every available agent wait on the pools they now serve (a new queue or signature).
+
+    Uses the store as it is: this also runs inside a rebuild, which must not start another.
+    """
     for agent in _available_agents():
         _make_available(agent)
 
@@ -147,9 +152,13 @@ def _extra_skills(interaction: Interaction, queue: Queue) -> dict[str, int]:
     return {s: lv for s, lv in own.items() if int(lv) > int(base.get(s, 0))}
 
 
+def _steps(queue: Queue) -> list[dict[str, Any]]:
+    """A queue's overflow steps in the order they fire (step indices refer to this order)."""
+    return sorted(queue.overflow_steps or [], key=lambda step: step.get("after_s", 0))
+
+
 def _interaction_tier(interaction: Interaction, queue: Queue) -> int:
-    applied = (queue.overflow_steps or [])[: interaction.overflow_step]
-    return len(policy.relaxing_steps(applied))
+    return len(policy.relaxing_steps(_steps(queue)[: interaction.overflow_step]))
 
 
 def _pool_of(interaction: Interaction) -> str:
@@ -174,16 +183,15 @@ def _waiting_key_of(interaction: Interaction, now: datetime) -> str:
 def _register_sig(queue: Queue, sig: str) -> None:
     """Remember a skill signature in use; agents who qualify join its pools at once."""
     if sig and _store().redis.sadd(_sigs_key(queue.id), sig):
-        for agent in _available_agents():
-            _make_available(agent)
+        _admit_available_agents()
 
 
-def memberships(agent: User, queues: list[Queue] | None = None) -> list[Membership]:
+def memberships(agent: User) -> list[Membership]:
     """Every pool an agent serves: per queue, channel with capacity, signature, strictest tier."""
     levels = agent.skill_levels()
     capacity = agent.capacity or {}
     result = []
-    for queue in queues if queues is not None else _all_queues():
+    for queue in _all_queues():
         for channel in queue.channels or []:
             if capacity.get(channel, 0) <= 0:
                 continue
@@ -195,7 +203,7 @@ def memberships(agent: User, queues: list[Queue] | None = None) -> list[Membersh
     return result
 
 
-def _make_available(agent: User, members: list[Membership] | None = None) -> None:
+def _make_available(agent: User) -> None:
     """Put a free agent in the idle set of every pool they serve, scored by each strategy."""
     if agent.presence != "available":
         return
@@ -203,7 +211,7 @@ def _make_available(agent: User, members: list[Membership] | None = None) -> Non
     idle_since = (agent.idle_since or agent.status_since or utcnow()).timestamp()
     last_offer = agent.last_offer_at.timestamp() if agent.last_offer_at else 0.0
     scores = {}
-    for m in members if members is not None else memberships(agent):
+    for m in memberships(agent):
         load = store.load(agent.id, m.channel)
         pool = policy.pool_name(m.queue.id, m.channel, m.sig, m.tier)
         scores[idle_key(pool)] = policy.agent_score(
@@ -242,7 +250,7 @@ def _offer_pool(pool: str) -> list[Reservation]:
         )
         if offer is None:
             break
-        reservation = _record_offer(offer, now, step=f"tier {tier}", strategy=queue.strategy)
+        reservation = _record_offer(offer, now, step=f"tier {tier}")
         if reservation is not None:
             offers.append(reservation)
     return offers
@@ -274,13 +282,13 @@ def _offer_agent(agent: User) -> Reservation | None:
         )
         if offer is None:
             return None
-        reservation = _record_offer(offer, now, step="agent free", strategy="best waiting")
+        reservation = _record_offer(offer, now, step="agent free")
         if reservation is not None:
             return reservation
     return None
 
 
-def _record_offer(offer: Offer, now: datetime, *, step: str, strategy: str) -> Reservation | None:
+def _record_offer(offer: Offer, now: datetime, *, step: str) -> Reservation | None:
     """Record a reservation Redis made; undo it if the database says it cannot stand."""
     store = _store()
     interaction = db.session.get(Interaction, offer.interaction_id, with_for_update=True)
@@ -299,9 +307,8 @@ def _record_offer(offer: Offer, now: datetime, *, step: str, strategy: str) -> R
             store.set_agent(agent.id, agent.presence, agent.capacity or {})
         return None
     queue = interaction.queue
-    personal = offer.waiting_key.startswith(f"{TAG}:pw:")
     expires = _expiry(queue, now)
-    if personal:
+    if offer.waiting_key.startswith(f"{TAG}:pw:"):
         step = "preferred agent"
     reservation = Reservation(
         id=offer.reservation_id,
@@ -312,8 +319,8 @@ def _record_offer(offer: Offer, now: datetime, *, step: str, strategy: str) -> R
         expires_at=expires,
         decision={
             "step": step,
-            "strategy": queue.strategy if queue else strategy,
-            "queue": queue.name if queue else None,
+            "strategy": queue.strategy,
+            "queue": queue.name,
             "pool": offer.waiting_key,
             "score": offer.score,
             "waited_s": _waited_s(interaction, now),
@@ -345,16 +352,16 @@ def _candidates(offer: Offer) -> list[dict[str, Any]]:
     return []
 
 
-def _reoffer(key: str) -> None:
-    """Try again to place whatever waits in `key` (a pool or an agent's personal set)."""
+def _reoffer(key: str) -> list[Reservation]:
+    """Try to place whatever waits in `key` (a pool or an agent's personal set)."""
     prefix_pool, prefix_personal = f"{TAG}:w:", f"{TAG}:pw:"
     if key.startswith(prefix_pool):
-        _offer_pool(key[len(prefix_pool) :])
-    elif key.startswith(prefix_personal):
-        agent_id = int(key[len(prefix_personal) :].split(":")[0])
-        agent = db.session.get(User, agent_id)
-        if agent is not None:
-            _offer_agent(agent)
+        return _offer_pool(key[len(prefix_pool) :])
+    if key.startswith(prefix_personal):
+        agent = db.session.get(User, int(key[len(prefix_personal) :].split(":")[0]))
+        offer = _offer_agent(agent) if agent is not None else None
+        return [offer] if offer else []
+    return []
 
 
 def _waited_s(interaction: Interaction, now: datetime) -> int:
@@ -868,12 +875,7 @@ def _place(interaction: Interaction) -> str:
 
 def _offer_placed(interaction: Interaction) -> list[Reservation]:
     key = _store().location(interaction.id)
-    if key is None:
-        return []
-    if key.startswith(f"{TAG}:pw:"):
-        offer = _offer_agent(interaction.preferred_agent) if interaction.preferred_agent else None
-        return [offer] if offer else []
-    return _offer_pool(key[len(f"{TAG}:w:") :])
+    return _reoffer(key) if key is not None else []
 
 
 def _step_timer(interaction: Interaction, index: int) -> str:
@@ -882,7 +884,7 @@ def _step_timer(interaction: Interaction, index: int) -> str:
 
 
 def _schedule_next_step(interaction: Interaction, delay_s: float | None = None) -> None:
-    steps = sorted(interaction.queue.overflow_steps or [], key=lambda s: s.get("after_s", 0))
+    steps = _steps(interaction.queue)
     index = interaction.overflow_step
     if index >= len(steps):
         return
@@ -907,8 +909,7 @@ def _overflow_step(interaction_id: int, queue_id: int, index: int) -> None:
         db.session.rollback()
         _schedule_next_step(interaction, delay_s=STEP_RETRY_S)
         return
-    steps = sorted(interaction.queue.overflow_steps or [], key=lambda s: s.get("after_s", 0))
-    step = steps[index]
+    step = _steps(interaction.queue)[index]
     target = None
     if step.get("queue"):
         target = db.session.scalar(sa.select(Queue).where(Queue.name == step["queue"]))
@@ -1298,8 +1299,7 @@ def rebuild_state(force: bool = False) -> dict[str, int]:
             {"reservation_id": reservation.id, "reason": "routing state rebuilt"},
         )
     for agent in agents:
-        if agent.presence == "available":
-            _make_available(agent)
+        _make_available(agent)
     for agent in agents:
         _offer_agent(agent)
     return {"waiting": len(waiting), "agents": len(agents), "revoked_offers": len(pending)}

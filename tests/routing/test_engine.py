@@ -471,3 +471,22 @@ def test_concurrent_first_calls_create_one_default_queue(app):
     assert errors == []
     assert names == ["General"] * 4
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Queue)) == 1
+
+
+def test_overflow_steps_apply_in_time_order_whatever_order_they_are_listed(
+    make_queue, agent, arrive
+):
+    make_queue("Backup", channels=["email"], required_skills={"tier:2": 1})
+    queue = make_queue(
+        "Mandarin",
+        channels=["email"],
+        required_skills={"lang:zh": 4},
+        overflow_steps=[
+            {"after_s": 90, "queue": "Backup"},
+            {"after_s": 30, "relax": {"lang:zh": 2}},
+        ],
+    )
+    learner = agent("learner", skills={"lang:zh": 2})
+    interaction = arrive(queue)
+    fire_timers(31)  # the relaxation comes first in time, though listed second
+    assert offered_to(interaction) == learner.id
