@@ -58,6 +58,10 @@ class User(UserMixin, db.Model):
         """True when the user's role is `role` or above it."""
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
+    def call_address(self) -> str:
+        """Where this user's call leg rings: their voice endpoint, else their Twilio Client id."""
+        return self.voice_endpoint or f"client:{self.username}"
+
     def skill_levels(self) -> dict[str, int]:
         """The user's skills as {skill: level}."""
         return {skill.skill: skill.level for skill in self.skills}

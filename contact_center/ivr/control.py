@@ -98,7 +98,7 @@ def monitor(interaction: Interaction, supervisor: User, mode: str) -> str:
             .conferences(_conference_sid(interaction))
             .participants.create(
                 from_=current_app.config["TWILIO_CALLER_ID"],
-                to=supervisor.voice_endpoint or f"client:{supervisor.username}",
+                to=supervisor.call_address(),
                 **options,
             )
         )

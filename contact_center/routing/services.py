@@ -655,7 +655,7 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
     try:
         calls.redirect_call(interaction.external_id, calls.public_url(f"{connect_path}?leg=caller"))
         interaction.agent_call_sid = calls.dial(
-            agent.voice_endpoint or f"client:{agent.username}",
+            agent.call_address(),
             calls.public_url(f"{connect_path}?leg=agent"),
             calls.public_url("/webhooks/twilio/voice/status"),
         )
@@ -671,7 +671,7 @@ def _place_callback(interaction: Interaction, reservation: Reservation, agent: U
     status_url = calls.public_url("/webhooks/twilio/voice/status")
     try:
         interaction.agent_call_sid = calls.dial(
-            agent.voice_endpoint or f"client:{agent.username}",
+            agent.call_address(),
             calls.public_url(f"{connect_path}?leg=agent"),
             status_url,
         )
