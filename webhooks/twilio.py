@@ -148,34 +148,31 @@ def incoming_call():
         return earlier
     entry = ivr_flows.call_entry()
     closure, flow = entry.closure, entry.flow
-    if closure["enabled"] or flow is not None:
-        try:
-            interaction = routing.receive_call(
-                form["CallSid"],
-                form["From"],
-                form["To"],
-                ivr_flow_id=None if closure["enabled"] else flow.id,
-                queue_now=False,
-            )
-        except IntegrityError:
-            # A concurrent first delivery of the same call won: answer as it did.
-            db.session.rollback()
-            if (earlier := replay(key)) is not None:
-                return earlier
-            raise
-        if closure["enabled"]:
-            return _commit_once(key, *ivr.closed_for_emergency(interaction, closure["message"]))
+    ivr_path = closure["enabled"] or flow is not None
+    queue = None if ivr_path else routing.default_queue()
+    try:
+        interaction = routing.receive_call(
+            form["CallSid"],
+            form["From"],
+            form["To"],
+            ivr_flow_id=flow.id if flow is not None and not closure["enabled"] else None,
+            queue_now=not ivr_path,
+            queue=queue,
+        )
+    except IntegrityError:
+        # A concurrent first delivery of the same call won: answer as it did.
+        db.session.rollback()
+        if (earlier := replay(key)) is not None:
+            return earlier
+        raise
+    if closure["enabled"]:
+        return _commit_once(key, *ivr.closed_for_emergency(interaction, closure["message"]))
+    if flow is not None:
         return _commit_once(key, *ivr.enter(interaction, flow, flow.definition["start"]))
-    queue = routing.default_queue()
     body = ivr.hold_in_queue(
         queue.name, "Thank you for calling. Please hold while we connect you to an agent."
     )
-    if (earlier := claim(key, body, TWIML)) is not None:
-        return earlier
-    interaction = routing.receive_call(form["CallSid"], form["From"], form["To"], queue=queue)
-    db.session.commit()
-    _after_commit(lambda: routing.enqueue(interaction))
-    return _twiml(body)
+    return _commit_once(key, body, lambda: routing.enqueue(interaction))
 
 
 @bp.post("/voice/wait")
