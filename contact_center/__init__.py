@@ -96,10 +96,11 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.ivr.api import blp as ivr_api
     from contact_center.ivr.api import calls_blp as calls_api
     from contact_center.routing.api import blp as routing_api
+    from contact_center.tickets.api import blp as tickets_api
     from contact_center.web.views import bp as web_bp
     from webhooks.twilio import bp as twilio_webhooks
 
-    for blueprint in (auth_api, customers_api, routing_api, ivr_api, calls_api):
+    for blueprint in (auth_api, customers_api, routing_api, ivr_api, calls_api, tickets_api):
         api.register_blueprint(blueprint)
         csrf.exempt(blueprint)  # bearer tokens, not cookies, authorise API writes
     csrf.exempt(twilio_webhooks)  # signed by Twilio instead

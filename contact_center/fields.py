@@ -10,3 +10,10 @@ class UTCDateTime(fields.DateTime):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return isoformat(value)
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true and false: "yes" or "1" are refused, not guessed at."""
+
+    truthy = {True}
+    falsy = {False}

@@ -1,14 +1,17 @@
 """Every model, imported in one place for migrations and the shell."""
 
 from contact_center.agents.models import AgentSkill, ApiToken, User
+from contact_center.audit import AuditEvent
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing.models import Interaction, Queue, Reservation
 from contact_center.system_settings import SystemSetting
+from contact_center.tickets.models import Ticket, TicketMessage
 from contact_center.webhook_receipts import WebhookReceipt
 
 __all__ = [
     "AgentSkill",
+    "AuditEvent",
     "ApiToken",
     "Customer",
     "CustomerIdentity",
@@ -18,6 +21,8 @@ __all__ = [
     "Queue",
     "Reservation",
     "SystemSetting",
+    "Ticket",
+    "TicketMessage",
     "User",
     "WebhookReceipt",
 ]

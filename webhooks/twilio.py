@@ -14,12 +14,12 @@ from typing import Any
 
 import redis
 from flask import Blueprint, Response, current_app, request
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
 from contact_center.db_types import utcnow
-from contact_center.errors import APIError
+from contact_center.errors import APIError, error_response
 from contact_center.extensions import db
 from contact_center.ivr import control, twiml
 from contact_center.ivr import flows as ivr_flows
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
 TWIML = "text/xml; charset=utf-8"
+RECORDING_URL = "/webhooks/twilio/voice/recording"
+TRANSCRIPTION_URL = "/webhooks/twilio/voice/transcription"
 CALL_SID = validate.Regexp(r"^CA[0-9a-fA-F]{32}$", error="Not a Twilio CallSid.")
 CALL_STATUSES = (
     "queued",
@@ -84,6 +86,15 @@ class ConnectArgs(Schema):
     leg = fields.String(
         required=True, validate=validate.OneOf(("caller", "agent"))
     )  # caller = customer
+
+
+@bp.errorhandler(ValidationError)
+def malformed(error: ValidationError):
+    """A request that is not what Twilio sends (a missing CallSid, an unknown status): 400."""
+    fields_ = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+    return error_response(
+        APIError(400, "The request is not a valid Twilio webhook.", fields=fields_)
+    )
 
 
 def signed(view: Callable) -> Callable:
@@ -249,8 +260,9 @@ def _leave_for(interaction) -> tuple[str, Callable[[], Any]]:
         return body, functools.partial(routing.request_callback, interaction)
     body = twiml.voicemail_response(
         public_url("/webhooks/twilio/voice/fallback?step=recorded"),
-        public_url("/webhooks/twilio/voice/recording"),
+        public_url(RECORDING_URL),
         "Please leave your message after the tone.",
+        public_url(TRANSCRIPTION_URL),
     )
     return body, functools.partial(
         routing.leave_queue, interaction, "voicemail", "caller left a message"
@@ -272,17 +284,26 @@ def connect(reservation_id: str):
     if reservation is None or reservation.status != "accepted":
         return _twiml(twiml.say_and_hang_up("Sorry, this call can no longer be connected."))
     interaction = reservation.interaction
-    whisper = None
+    queue = interaction.queue
+    whisper = consent = None
     if leg == "caller":
         routing.interaction_joined(interaction)
+        if queue is not None and queue.record_calls:
+            consent = queue.recording_consent or control.DEFAULT_CONSENT
     else:
         # Only the agent hears this, before joining: who is calling and through which queue.
         who = interaction.customer.name if interaction.customer else "an unknown caller"
-        queue = interaction.queue.name if interaction.queue else "the"
-        whisper = f"Call from {who}, {queue} queue."
+        whisper = f"Call from {who}, {queue.name if queue else 'the'} queue."
+    recorded = queue is not None and queue.record_calls
     return _twiml(
         twiml.conference_response(
-            control.conference_name(interaction), ends_on_exit=True, whisper=whisper
+            control.conference_name(interaction),
+            ends_on_exit=True,
+            whisper=whisper,
+            consent=consent,
+            recording_callback=(
+                public_url(f"{RECORDING_URL}?interaction={interaction.id}") if recorded else None
+            ),
         )
     )
 
@@ -309,12 +330,35 @@ class GatherArgs(Schema):
     attempt = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
 
 
-class RecordingForm(_TwilioForm):
-    RecordingSid = fields.String(required=True, validate=validate.Regexp(r"^RE[0-9a-fA-F]{32}$"))
+RECORDING_SID = validate.Regexp(r"^RE[0-9a-fA-F]{32}$", error="Not a Twilio RecordingSid.")
+
+
+class RecordingForm(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    # A conference's recording has no CallSid: its URL names the interaction instead.
+    CallSid = fields.String(load_default=None, validate=CALL_SID)
+    RecordingSid = fields.String(required=True, validate=RECORDING_SID)
     RecordingUrl = fields.Url(required=True, validate=validate.Length(max=500))
     RecordingStatus = fields.String(
-        required=True, validate=validate.OneOf(("in-progress", "completed", "absent", "failed"))
+        required=True,
+        validate=validate.OneOf(
+            ("in-progress", "paused", "stopped", "completed", "absent", "failed")
+        ),
     )
+
+
+class RecordingArgs(Schema):
+    interaction = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class TranscriptionForm(_TwilioForm):
+    RecordingSid = fields.String(required=True, validate=RECORDING_SID)
+    TranscriptionStatus = fields.String(
+        required=True, validate=validate.OneOf(("completed", "failed"))
+    )
+    TranscriptionText = fields.String(load_default="", validate=validate.Length(max=20000))
 
 
 @bp.post("/voice/gather/<int:flow_version>/<node>")
@@ -364,15 +408,39 @@ def gather(flow_version: int, node: str):
 @bp.post("/voice/recording")
 @signed
 def recording():
-    """Recording status callbacks: a finished recording's URL is kept on the interaction."""
+    """Recording status callbacks: a finished recording's URL is kept; a voicemail's is a ticket."""
     form = RecordingForm().load(request.form)
+    interaction_id = RecordingArgs().load(request.args)["interaction"]
+    if form["CallSid"] is None and interaction_id is None:
+        raise ValidationError({"CallSid": ["Missing data for required field."]})
 
     def apply() -> None:
-        if form["RecordingStatus"] == "completed":
+        if form["RecordingStatus"] != "completed":
+            return
+        if interaction_id is not None:
+            control.attach_call_recording(interaction_id, form["RecordingUrl"])
+        else:
             ivr.attach_recording(form["CallSid"], form["RecordingUrl"])
 
     return _apply_once(
         f"recording:{form['RecordingSid']}:{form['RecordingStatus']}", twiml.empty_response(), apply
+    )
+
+
+@bp.post("/voice/transcription")
+@signed
+def transcription():
+    """Twilio's transcription of a voicemail: the text joins the voicemail on its ticket."""
+    form = TranscriptionForm().load(request.form)
+
+    def apply() -> None:
+        if form["TranscriptionStatus"] == "completed" and form["TranscriptionText"]:
+            ivr.attach_transcription(form["CallSid"], form["TranscriptionText"])
+
+    return _apply_once(
+        f"transcription:{form['RecordingSid']}:{form['TranscriptionStatus']}",
+        twiml.empty_response(),
+        apply,
     )
 
 
@@ -389,7 +457,8 @@ def fallback():
     return _twiml(
         twiml.fallback_response(
             action_url=public_url("/webhooks/twilio/voice/fallback?step=recorded"),
-            recording_callback=public_url("/webhooks/twilio/voice/recording"),
+            recording_callback=public_url(RECORDING_URL),
+            transcribe_callback=public_url(TRANSCRIPTION_URL),
         )
     )
 

@@ -258,10 +258,12 @@ def history(customer: Customer, exclude_interaction_id: int | None = None) -> di
         .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc())
         .limit(RECENT_NOTES)
     )
+    from contact_center.tickets.services import open_tickets_summary
+
     return {
         "customer": customer_summary(customer),
-        # Tickets and complaints arrive with the tickets module; the keys are fixed now.
-        "open_tickets": [],
+        "open_tickets": open_tickets_summary(customer.id),
+        # Complaints arrive with the complaints process; the key is fixed now.
         "complaints": [],
         "recent_interactions": _recent_interactions(customer.id, exclude_interaction_id),
         "notes": [

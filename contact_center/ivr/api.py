@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from contact_center.agents.auth import require_role
 from contact_center.errors import APIError, NotFound
 from contact_center.extensions import db
-from contact_center.fields import UTCDateTime
+from contact_center.fields import StrictBoolean, UTCDateTime
 from contact_center.ivr import control, flows
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing import services as routing
@@ -25,7 +25,7 @@ calls_blp = Blueprint(
 
 
 class HoldSchema(Schema):
-    hold = fields.Boolean(required=True)
+    hold = StrictBoolean(required=True)
 
 
 class TransferSchema(Schema):
@@ -34,6 +34,10 @@ class TransferSchema(Schema):
 
 class MonitorSchema(Schema):
     mode = fields.String(required=True, validate=validate.OneOf(control.MONITOR_MODES))
+
+
+class RecordingSchema(Schema):
+    paused = StrictBoolean(required=True)
 
 
 class MonitorResultSchema(Schema):
@@ -83,6 +87,18 @@ def monitor(data: dict, interaction_id: int):
     interaction = _controllable(interaction_id)
     call_sid = control.monitor(interaction, g.user, data["mode"])
     return {"call_sid": call_sid, "mode": data["mode"]}
+
+
+@calls_blp.post("/<int:interaction_id>/recording")
+@require_role("agent")
+@calls_blp.arguments(RecordingSchema)
+@calls_blp.response(200, InteractionSchema)
+def recording(data: dict, interaction_id: int):
+    """Pause the call's recording (card payments) or resume it; each change is audited."""
+    interaction = _controllable(interaction_id)
+    return routing.interaction_payload(
+        control.set_recording_paused(interaction, data["paused"], g.user)
+    )
 
 
 class FlowCreateSchema(Schema):

@@ -1,4 +1,4 @@
-"""Call control on the interaction's conference: hold, blind transfer, supervisor monitoring.
+"""Call control on the interaction's conference: hold, transfer, monitoring, recording.
 
 Every call is bridged through a conference named after its interaction, so these are
 participant operations on Twilio's Conference API.
@@ -11,6 +11,7 @@ import logging
 from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 
+from contact_center import audit
 from contact_center.agents.models import User
 from contact_center.db_types import utcnow
 from contact_center.errors import APIError, Conflict
@@ -23,6 +24,7 @@ from contact_center.routing.models import Interaction, Queue
 
 log = logging.getLogger(__name__)
 MONITOR_MODES = ("listen", "whisper", "barge")
+DEFAULT_CONSENT = "This call will be recorded for quality and training purposes."
 
 
 def conference_name(interaction: Interaction) -> str:
@@ -75,11 +77,50 @@ def set_hold(interaction: Interaction, hold: bool) -> Interaction:
         interaction.hold_started_at = None
     interaction.on_hold = hold
     db.session.commit()
+    _emit_update(interaction)
+    return interaction
+
+
+def set_recording_paused(interaction: Interaction, paused: bool, actor: User) -> Interaction:
+    """Pause the call's recording (say, while card details are given) or resume it; audited."""
+    _live_call(interaction)
+    if interaction.queue is None or not interaction.queue.record_calls:
+        raise Conflict("This call is not being recorded.")
+    if interaction.recording_paused == paused:
+        return interaction
+    try:
+        get_twilio_client().conferences(_conference_sid(interaction)).recordings(
+            "Twilio.CURRENT"
+        ).update(status="paused" if paused else "in-progress", pause_behavior="skip")
+    except TwilioRestException as exc:
+        raise _twilio("pause the recording" if paused else "resume the recording")(exc) from None
+    interaction.recording_paused = paused
+    audit.record(
+        "recording.paused" if paused else "recording.resumed",
+        "interaction",
+        interaction.id,
+        actor_id=actor.id,
+        before={"recording_paused": not paused},
+        after={"recording_paused": paused},
+    )
+    db.session.commit()
+    _emit_update(interaction)
+    return interaction
+
+
+def attach_call_recording(interaction_id: int, recording_url: str) -> Interaction | None:
+    """A finished recording of a conversation: its URL is kept on the interaction."""
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is not None:
+        interaction.recording_url = recording_url
+    return interaction
+
+
+def _emit_update(interaction: Interaction) -> None:
     if interaction.agent_id is not None:
         emit_to_agent(
             interaction.agent_id, "interaction_updated", routing.interaction_payload(interaction)
         )
-    return interaction
 
 
 def monitor(interaction: Interaction, supervisor: User, mode: str) -> str:

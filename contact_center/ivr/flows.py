@@ -8,7 +8,10 @@ A flow is JSON: {"name", "start", "voice": {"language"}, "nodes": {id: node}}. N
              sets the skill lang:<code> the agent needs
 - hours     {timezone, schedule: {mon: [["08:00", "20:00"]], ...}, open, closed}
 - enqueue   {queue, skills?, priority?}          into routing, caller waits in <Enqueue>
-- voicemail {prompt, max_length_s, next}         <Record>
+- ticket_status {prompt, timeout_s, retries, not_found_text?, next, on_failure}
+             self-service: the caller keys a ticket number (then #) and hears its status
+- voicemail {prompt, max_length_s, transcribe?, next}
+             <Record>; the message becomes a ticket with the recording (and transcription)
 - transfer  {number, text?}                      <Dial> an outside number
 - hangup    {text?}
 Input state (which attempt of a menu) travels in the URL, so a retried webhook is answered
@@ -127,9 +130,19 @@ class EnqueueNode(_Node):
     priority = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
 
 
+class TicketStatusNode(_GatherNode):
+    not_found_text = fields.String(
+        load_default="Sorry, we could not find a ticket with that number.",
+        validate=validate.Length(min=1, max=500),
+    )
+    next = fields.String(required=True, validate=NODE_ID)
+
+
 class VoicemailNode(_Node):
     prompt = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     max_length_s = fields.Integer(load_default=120, validate=validate.Range(min=5, max=600))
+    # Twilio transcribes recordings of up to two minutes.
+    transcribe = fields.Boolean(load_default=True)
     next = fields.String(required=True, validate=NODE_ID)
 
 
@@ -148,6 +161,7 @@ NODE_SCHEMAS: dict[str, type[Schema]] = {
     "language": LanguageNode,
     "hours": HoursNode,
     "enqueue": EnqueueNode,
+    "ticket_status": TicketStatusNode,
     "voicemail": VoicemailNode,
     "transfer": TransferNode,
     "hangup": HangupNode,
@@ -158,6 +172,7 @@ LINKS = {
     "menu": ("on_failure",),
     "language": ("next", "on_failure"),
     "hours": ("open", "closed"),
+    "ticket_status": ("next", "on_failure"),
     "voicemail": ("next",),
 }
 
@@ -334,13 +349,15 @@ class Renderer:
         preface: str | None = None,
         response: VoiceResponse | None = None,
     ) -> str:
-        """A <Gather> for a menu or language node; its action carries the attempt number."""
+        """A <Gather> for a menu, language or ticket number; its action carries the attempt."""
         response = response if response is not None else VoiceResponse()
         self.say(response, preface)
         hints = ", ".join(node.get("speech", {}))
+        # A menu takes one key; a ticket number runs until # (or the timeout).
+        length = {"finish_on_key": "#"} if node["type"] == "ticket_status" else {"num_digits": 1}
         gather = Gather(
             input="dtmf speech" if node.get("speech") else "dtmf",
-            num_digits=1,
+            **length,
             timeout=node["timeout_s"],
             action=self.url_for_node(self.record.id, node_id, attempt=attempt),
             method="POST",

@@ -22,11 +22,14 @@ from contact_center.ivr.flows import FlowVersion, Renderer, is_open
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Queue
+from contact_center.tickets import services as tickets
 
 log = logging.getLogger(__name__)
 AfterCommit = Callable[[], Any] | None
 MAX_HOPS = 20  # say/hours nodes chained in one response; more means a loop in the flow
 GATHER_PATH = "/webhooks/twilio/voice/gather"
+RECORDING_PATH = "/webhooks/twilio/voice/recording"
+TRANSCRIPTION_PATH = "/webhooks/twilio/voice/transcription"
 
 
 def node_url(version_id: int, node_id: str, **query: Any) -> str:
@@ -48,11 +51,17 @@ def _end_in_ivr(interaction: Interaction, outcome: str) -> None:
 
 
 def enter(
-    interaction: Interaction, record: IvrFlow | FlowVersion, node_id: str
+    interaction: Interaction,
+    record: IvrFlow | FlowVersion,
+    node_id: str,
+    response: VoiceResponse | None = None,
 ) -> tuple[str, AfterCommit]:
-    """The TwiML for arriving at a node (following say and hours nodes directly)."""
+    """The TwiML for arriving at a node (following say and hours nodes directly).
+
+    `response` may already hold what the caller hears first (a ticket's status, say).
+    """
     renderer = _renderer(record)
-    response = VoiceResponse()
+    response = response if response is not None else VoiceResponse()
     for _ in range(MAX_HOPS):
         node = renderer.node(node_id)
         if node is None:
@@ -63,7 +72,7 @@ def enter(
             node_id = node["next"]
         elif kind == "hours":
             node_id = node["open"] if is_open(node) else node["closed"]
-        elif kind in ("menu", "language"):
+        elif kind in ("menu", "language", "ticket_status"):
             return renderer.gather(node_id, node, attempt=1, response=response), None
         elif kind == "enqueue":
             return _enqueue(interaction, response, node)
@@ -74,8 +83,11 @@ def enter(
                 play_beep=True,
                 action=node_url(record.id, node_id, step="recorded"),
                 method="POST",
-                recording_status_callback=public_url("/webhooks/twilio/voice/recording"),
+                recording_status_callback=public_url(RECORDING_PATH),
                 recording_status_callback_method="POST",
+                **twiml.transcription(
+                    public_url(TRANSCRIPTION_PATH) if node["transcribe"] else None
+                ),
             )
             return str(response), None
         elif kind == "transfer":
@@ -151,8 +163,10 @@ def take_input(
     """The caller pressed a key, spoke, or said nothing at a menu or language node."""
     renderer = _renderer(record)
     node = renderer.node(node_id)
-    if node is None or node["type"] not in ("menu", "language"):
+    if node is None or node["type"] not in ("menu", "language", "ticket_status"):
         return _fallback(interaction, VoiceResponse(), f"input for node {node_id}")
+    if node["type"] == "ticket_status":
+        return _ticket_status(interaction, record, node_id, node, attempt, digits)
     choice = (digits or "").strip()[:1]
     if not choice and speech:
         heard = speech.strip().lower().rstrip(".!?")
@@ -171,14 +185,35 @@ def take_input(
     return enter(interaction, record, target)
 
 
+def _ticket_status(
+    interaction: Interaction,
+    record: IvrFlow,
+    node_id: str,
+    node: dict[str, Any],
+    attempt: int,
+    digits: str | None,
+) -> tuple[str, AfterCommit]:
+    """Self-service: the status of the ticket whose number the caller keyed."""
+    number = (digits or "").strip("#*")
+    ticket = tickets.ticket_by_number(number) if number.isdigit() else None
+    if ticket is None:
+        if attempt <= node["retries"]:
+            preface = node["not_found_text"] if number else "Sorry, I did not hear you."
+            return _renderer(record).gather(node_id, node, attempt + 1, preface=preface), None
+        return enter(interaction, record, node["on_failure"])
+    response = VoiceResponse()
+    _renderer(record).say(response, tickets.spoken_status(ticket))
+    return enter(interaction, record, node["next"], response)
+
+
 def recorded(
     interaction: Interaction, record: IvrFlow, node_id: str, recording_url: str | None
 ) -> tuple[str, AfterCommit]:
     """A voicemail was left: the interaction ends as voicemail; the flow goes on."""
     node = _renderer(record).node(node_id)
-    if recording_url:
-        interaction.recording_url = recording_url
     _end_in_ivr(interaction, "voicemail")
+    if interaction.outcome == "voicemail":
+        tickets.record_voicemail(interaction, recording_url)
     if node is None or node["type"] != "voicemail":
         response = VoiceResponse()
         response.hangup()
@@ -187,7 +222,7 @@ def recorded(
 
 
 def attach_recording(call_sid: str, recording_url: str) -> Interaction | None:
-    """A recording status callback: keep the recording's URL on the interaction.
+    """A recording status callback: keep the recording's URL; a voicemail becomes a ticket.
 
     A call we have no record of left its message through the fallback URL while the
     database was down: it is recorded now, as a voicemail, so no message is lost.
@@ -205,5 +240,17 @@ def attach_recording(call_sid: str, recording_url: str) -> Interaction | None:
             ended_at=now,
         )
         db.session.add(interaction)
-    interaction.recording_url = recording_url
+        db.session.flush()
+    if interaction.outcome == "voicemail":
+        tickets.record_voicemail(interaction, recording_url)
+    else:
+        interaction.recording_url = recording_url
+    return interaction
+
+
+def attach_transcription(call_sid: str, text: str) -> Interaction | None:
+    """Twilio's transcription of a voicemail: the ticket's message gets the text."""
+    interaction = routing.interaction_by_external_id(call_sid)
+    if interaction is not None:
+        tickets.attach_transcription(interaction, text)
     return interaction

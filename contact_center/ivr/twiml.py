@@ -64,7 +64,19 @@ def leave_queue_response() -> str:
     return str(response)
 
 
-def voicemail_response(action_url: str, recording_callback: str, prompt: str) -> str:
+def transcription(callback_url: str | None) -> dict[str, object]:
+    """<Record> attributes asking Twilio to transcribe and post the text to `callback_url`."""
+    if callback_url is None:
+        return {}
+    return {"transcribe": True, "transcribe_callback": callback_url}
+
+
+def voicemail_response(
+    action_url: str,
+    recording_callback: str,
+    prompt: str,
+    transcribe_callback: str | None = None,
+) -> str:
     """Record a message."""
     response = VoiceResponse()
     response.say(prompt)
@@ -75,33 +87,60 @@ def voicemail_response(action_url: str, recording_callback: str, prompt: str) ->
         method="POST",
         recording_status_callback=recording_callback,
         recording_status_callback_method="POST",
+        **transcription(transcribe_callback),
     )
     return str(response)
 
 
-def conference_response(conference: str, *, ends_on_exit: bool, whisper: str | None = None) -> str:
-    """Put a call leg into the interaction's conference (after a whisper only it hears)."""
+def conference_response(
+    conference: str,
+    *,
+    ends_on_exit: bool,
+    whisper: str | None = None,
+    consent: str | None = None,
+    recording_callback: str | None = None,
+) -> str:
+    """Put a call leg into the interaction's conference (after a whisper only it hears).
+
+    With `recording_callback` the conference is recorded from the start; `consent` is the
+    notice the caller hears before that.
+    """
     response = VoiceResponse()
-    if whisper:
-        response.say(whisper)
+    for text in (whisper, consent):
+        if text:
+            response.say(text)
+    recording = (
+        {
+            "record": "record-from-start",
+            "recording_status_callback": recording_callback,
+            "recording_status_callback_method": "POST",
+            "recording_status_callback_event": "in-progress completed",
+        }
+        if recording_callback
+        else {}
+    )
     dial = Dial()
     dial.conference(
         conference,
         start_conference_on_enter=True,
         end_conference_on_exit=ends_on_exit,
         beep=False,
+        **recording,
     )
     response.append(dial)
     return str(response)
 
 
-def fallback_response(action_url: str, recording_callback: str) -> str:
+def fallback_response(
+    action_url: str, recording_callback: str, transcribe_callback: str | None = None
+) -> str:
     """The apology when our service cannot take the call: leave a message instead."""
     return voicemail_response(
         action_url,
         recording_callback,
         "We are sorry, we cannot take your call right now. Please leave your name, number "
         "and message after the tone, and we will call you back.",
+        transcribe_callback,
     )
 
 

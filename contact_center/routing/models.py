@@ -60,6 +60,9 @@ class Queue(db.Model):
     wrapup_s: Mapped[int] = mapped_column(default=0)
     service_level_threshold_s: Mapped[int] = mapped_column(default=20)
     offer_timeout_s: Mapped[int] = mapped_column(default=15)
+    # Calls answered from this queue are recorded, after the caller hears the consent notice.
+    record_calls: Mapped[bool] = mapped_column(default=False)
+    recording_consent: Mapped[str | None] = mapped_column(sa.String(500))
     is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -96,6 +99,8 @@ class Interaction(db.Model):
         sa.ForeignKey("ivr_flows.id", ondelete="SET NULL")
     )
     recording_url: Mapped[str | None] = mapped_column(sa.String(500))
+    # Paused for sensitive moments (card details); every pause and resume is audited.
+    recording_paused: Mapped[bool] = mapped_column(default=False)
     # The agent's call leg in the conference (for hold, coaching, hanging up a transfer).
     agent_call_sid: Mapped[str | None] = mapped_column(sa.String(64))
     on_hold: Mapped[bool] = mapped_column(default=False)
@@ -116,6 +121,12 @@ class Interaction(db.Model):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # From Twilio's status callbacks: the customer's leg and the agent's leg ringing and
+    # picked up (answered_at above is when the agent accepted the work).
+    ringing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    agent_ringing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    agent_connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(sa.String(20))
     disposition: Mapped[str | None] = mapped_column(sa.String(80))
@@ -124,6 +135,10 @@ class Interaction(db.Model):
     satisfaction: Mapped[int | None] = mapped_column()
     agent_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    # The ticket this interaction belongs to (a voicemail's, a mail thread's).
+    ticket_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("tickets.id", ondelete="SET NULL"), index=True
     )
 
     customer: Mapped[Customer | None] = relationship()

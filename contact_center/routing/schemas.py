@@ -54,6 +54,10 @@ class QueueCreateSchema(Schema):
     offer_timeout_s = fields.Integer(
         load_default=15, strict=True, validate=validate.Range(min=3, max=600)
     )
+    record_calls = fields.Boolean(load_default=False)
+    recording_consent = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=500)
+    )
 
 
 class QueueSchema(Schema):
@@ -71,6 +75,8 @@ class QueueSchema(Schema):
     wrapup_s = fields.Integer()
     service_level_threshold_s = fields.Integer()
     offer_timeout_s = fields.Integer()
+    record_calls = fields.Boolean()
+    recording_consent = fields.String(allow_none=True)
     is_default = fields.Boolean()
 
 
@@ -116,10 +122,18 @@ class InteractionSchema(Schema):
     offered_at = fields.String(allow_none=True)
     answered_at = fields.String(allow_none=True)
     ended_at = fields.String(allow_none=True)
+    ringing_at = fields.String(allow_none=True)
+    connected_at = fields.String(allow_none=True)
+    agent_ringing_at = fields.String(allow_none=True)
+    agent_connected_at = fields.String(allow_none=True)
     wrapup_until = fields.String(allow_none=True)
     outcome = fields.String(allow_none=True)
     disposition = fields.String(allow_none=True)
     duration_s = fields.Integer(allow_none=True)
+    on_hold = fields.Boolean()
+    hold_s = fields.Integer()
+    recording_paused = fields.Boolean()
+    ticket_id = fields.Integer(allow_none=True)
     reservations = fields.List(fields.Nested(ReservationSchema))
 
 

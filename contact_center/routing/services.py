@@ -392,10 +392,18 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
         "offered_at": isoformat(interaction.offered_at),
         "answered_at": isoformat(interaction.answered_at),
         "ended_at": isoformat(interaction.ended_at),
+        "ringing_at": isoformat(interaction.ringing_at),
+        "connected_at": isoformat(interaction.connected_at),
+        "agent_ringing_at": isoformat(interaction.agent_ringing_at),
+        "agent_connected_at": isoformat(interaction.agent_connected_at),
         "wrapup_until": isoformat(interaction.wrapup_until),
         "outcome": interaction.outcome,
         "disposition": interaction.disposition,
         "duration_s": interaction.duration_s,
+        "on_hold": interaction.on_hold,
+        "hold_s": interaction.hold_s,
+        "recording_paused": interaction.recording_paused,
+        "ticket_id": interaction.ticket_id,
     }
 
 

@@ -1,6 +1,7 @@
 """A local Twilio-compatible REST server that records the calls it receives.
 
-It speaks the part of Twilio's 2010-04-01 API we use (create, update and fetch Calls),
+It speaks the part of Twilio's 2010-04-01 API we use (create, update and fetch Calls;
+list Conferences, add and update their Participants, pause and resume their Recordings),
 checks HTTP basic auth like Twilio, and answers with Twilio-shaped JSON. Point
 TWILIO_API_BASE_URL at it. Run standalone: `python -m contact_center.simulate.twilio_stub`.
 """
@@ -21,7 +22,8 @@ from urllib.parse import parse_qs
 
 CONFERENCES_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Conferences"
-    r"(?:/(?P<conference>CF\w+)/Participants(?:/(?P<participant>CA\w+))?)?\.json$"
+    r"(?:/(?P<conference>CF\w+)/(?:Participants(?:/(?P<participant>CA\w+))?"
+    r"|Recordings/(?P<recording>RE\w+|Twilio\.CURRENT)))?\.json$"
 )
 CALLS_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls(?:/(?P<sid>CA\w+))?\.json$"
@@ -157,6 +159,18 @@ class _Handler(BaseHTTPRequestHandler):
                     "next_page_uri": None,
                     "page": 0,
                     "page_size": 50,
+                },
+            )
+            return
+        if match["recording"] is not None:  # pause or resume the conference's recording
+            self._send(
+                200,
+                {
+                    "account_sid": account,
+                    "conference_sid": match["conference"],
+                    "sid": "RE"
+                    + hashlib.md5(match["conference"].encode(), usedforsecurity=False).hexdigest(),
+                    "status": form.get("Status", "in-progress"),
                 },
             )
             return

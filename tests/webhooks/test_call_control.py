@@ -1,13 +1,16 @@
-"""Call control on the conference: hold, blind transfer, supervisor listen/whisper/barge."""
+"""Call control on the conference: hold, transfer, listen/whisper/barge, recording."""
 
 from __future__ import annotations
+
+import xml.etree.ElementTree as ET
 
 import pytest
 import sqlalchemy as sa
 
+from contact_center.audit import trail
 from contact_center.extensions import db
 from contact_center.routing import services as routing
-from contact_center.routing.models import Interaction, Queue
+from contact_center.routing.models import Interaction, Queue, Reservation
 from tests.conftest import ACCOUNT_SID, call_sid
 
 VOICE = "/webhooks/twilio/voice"
@@ -155,3 +158,109 @@ def test_no_call_control_before_the_call_is_connected(client, app, create_user, 
         f"/api/v1/interactions/{email.id}/hold", json={"hold": True}, headers=auth_header(sup)
     )
     assert response.status_code == 409
+
+
+def _recorded_queue(interaction: Interaction, consent: str | None = None) -> None:
+    interaction.queue.record_calls = True
+    interaction.queue.recording_consent = consent
+    db.session.commit()
+
+
+def test_recorded_queue_plays_consent_and_records_the_conference(live_call, twilio_post):
+    interaction, _, _ = live_call
+    _recorded_queue(interaction, "We record calls to train our staff.")
+    reservation_id = interaction_reservation(interaction)
+    for leg, says in (
+        ("caller", ["We record calls to train our staff."]),
+        ("agent", ["Call from an unknown caller, General queue."]),
+    ):
+        response = twilio_post(
+            f"{VOICE}/connect/{reservation_id}", {"CallSid": call_sid(1)}, query={"leg": leg}
+        )
+        root = ET.fromstring(response.data)  # noqa: S314  (our own TwiML)
+        assert [s.text for s in root.findall("Say")] == says
+        conference = root.find("Dial/Conference")
+        assert conference.get("record") == "record-from-start"
+        assert conference.get("recordingStatusCallback") == (
+            f"http://cc.test{VOICE}/recording?interaction={interaction.id}"
+        )
+
+    # The conference's recording has no CallSid: the URL names the interaction.
+    done = twilio_post(
+        f"{VOICE}/recording",
+        {
+            "RecordingSid": "RE" + "b" * 32,
+            "RecordingUrl": "https://api.twilio.com/rec/RE1",
+            "RecordingStatus": "completed",
+        },
+        query={"interaction": str(interaction.id)},
+    )
+    assert done.status_code == 200
+    db.session.refresh(interaction)
+    assert interaction.recording_url == "https://api.twilio.com/rec/RE1"
+    neither = twilio_post(
+        f"{VOICE}/recording",
+        {
+            "RecordingSid": "RE" + "c" * 32,
+            "RecordingUrl": "https://x.test/r",
+            "RecordingStatus": "completed",
+        },
+    )
+    assert neither.status_code == 400
+
+
+def interaction_reservation(interaction: Interaction) -> str:
+    return db.session.scalar(
+        sa.select(Reservation.id).where(
+            Reservation.interaction_id == interaction.id, Reservation.status == "accepted"
+        )
+    )
+
+
+def test_unrecorded_queue_has_no_consent_and_no_recording(live_call, twilio_post):
+    interaction, _, _ = live_call
+    response = twilio_post(
+        f"{VOICE}/connect/{interaction_reservation(interaction)}",
+        {"CallSid": call_sid(1)},
+        query={"leg": "caller"},
+    )
+    root = ET.fromstring(response.data)  # noqa: S314
+    assert root.findall("Say") == []
+    assert root.find("Dial/Conference").get("record") is None
+
+
+def test_pause_and_resume_recording_is_audited(
+    client, live_call, auth_header, twilio_stub, create_user
+):
+    interaction, alice, _ = live_call
+    url = f"/api/v1/interactions/{interaction.id}/recording"
+    not_recorded = client.post(url, json={"paused": True}, headers=auth_header(alice))
+    assert not_recorded.status_code == 409
+    _recorded_queue(interaction)
+
+    paused = client.post(url, json={"paused": True}, headers=auth_header(alice))
+    assert paused.status_code == 200, paused.get_json()
+    assert paused.get_json()["recording_paused"] is True
+    update = [r for r in twilio_stub.state.requests if "/Recordings/" in r.path][-1]
+    assert update.path.endswith("/Recordings/Twilio.CURRENT.json")
+    assert update.form == {"Status": "paused", "PauseBehavior": "skip"}
+    again = client.post(url, json={"paused": True}, headers=auth_header(alice))
+    assert again.status_code == 200
+    assert len([r for r in twilio_stub.state.requests if "/Recordings/" in r.path]) == 1
+
+    resumed = client.post(url, json={"paused": False}, headers=auth_header(alice))
+    assert resumed.get_json()["recording_paused"] is False
+    assert [r for r in twilio_stub.state.requests if "/Recordings/" in r.path][-1].form[
+        "Status"
+    ] == "in-progress"
+    entries = trail("interaction", interaction.id)
+    assert [(e.action, e.actor_id, e.after) for e in entries] == [
+        ("recording.paused", alice.id, {"recording_paused": True}),
+        ("recording.resumed", alice.id, {"recording_paused": False}),
+    ]
+
+    # Bad input and someone else's call change nothing.
+    bob = create_user("bob")
+    assert client.post(url, json={"paused": "yes"}, headers=auth_header(alice)).status_code == 422
+    assert client.post(url, json={"paused": True}, headers=auth_header(bob)).status_code == 404
+    assert len(trail("interaction", interaction.id)) == 2

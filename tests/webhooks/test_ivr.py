@@ -202,7 +202,7 @@ def test_malformed_gather_input_is_refused(flow, twilio_post, params, query, fie
     response = twilio_post(
         f"{VOICE}/gather/{flow.id}/menu", {"CallSid": call_sid(10), **params}, query=query
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert field in response.get_json()["error"]["fields"]
     assert _interaction(10).status == "ivr"
 

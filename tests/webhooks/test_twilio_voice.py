@@ -61,18 +61,20 @@ def test_without_auth_token_voice_is_refused(app_config, twilio_stub):
     "params",
     [{"From": "+442079460018"}, {"CallSid": "not-a-sid"}, {"CallSid": "CA" + "z" * 32}],
 )
-def test_invalid_incoming_call_is_422_and_writes_nothing(twilio_post, params):
+def test_malformed_incoming_call_is_400_and_writes_nothing(twilio_post, params):
     response = twilio_post(VOICE, params)
-    assert response.status_code == 422
-    assert response.get_json()["error"]["code"] == "validation_error"
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_request"
     assert "CallSid" in response.get_json()["error"]["fields"]
     assert _count(Interaction) == 0
     assert _count(WebhookReceipt) == 0
 
 
-def test_invalid_status_callback_is_422(twilio_post):
+def test_malformed_status_callback_is_400_and_changes_nothing(twilio_post):
+    twilio_post(VOICE, _call(1))
     response = twilio_post(f"{VOICE}/status", _call(1, CallStatus="exploded"))
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert _count(WebhookReceipt) == 1  # the incoming call's only
     assert "CallStatus" in response.get_json()["error"]["fields"]
 
 
@@ -125,7 +127,7 @@ def test_connect_for_unknown_reservation_hangs_up_politely(twilio_post):
     assert response.status_code == 200
     assert b"<Hangup" in response.data
     bad_leg = twilio_post(f"{VOICE}/connect/nope", {"CallSid": call_sid(6)}, query={"leg": "boss"})
-    assert bad_leg.status_code == 422
+    assert bad_leg.status_code == 400
 
 
 def test_redirect_failure_leaves_interaction_for_status_callback(

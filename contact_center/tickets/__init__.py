@@ -1,0 +1,1 @@
+"""Tickets: the cases customers' calls, voicemails and mails become."""
