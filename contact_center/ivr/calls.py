@@ -39,6 +39,8 @@ def dial(to: str, url: str, status_callback: str) -> str:
         method="POST",
         status_callback=status_callback,
         status_callback_method="POST",
+        # Ringing and answered too, not just completed: the interaction keeps their times.
+        status_callback_event=["initiated", "ringing", "answered", "completed"],
     )
     return call.sid
 

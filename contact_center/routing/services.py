@@ -965,11 +965,19 @@ def interaction_by_external_id(external_id: str) -> Interaction | None:
 
 
 def call_status(call_sid: str, status: str, duration_s: int | None) -> Interaction | None:
-    """Apply a Twilio call status callback: a final status ends or abandons the interaction."""
+    """Apply a Twilio call status callback: ringing and pick-up times of the customer's and
+    the agent's legs; a final status of the customer's leg ends or abandons the interaction."""
     interaction = db.session.scalar(
-        sa.select(Interaction).where(Interaction.external_id == call_sid).with_for_update()
+        sa.select(Interaction)
+        .where(sa.or_(Interaction.external_id == call_sid, Interaction.agent_call_sid == call_sid))
+        .with_for_update()
     )
-    if interaction is None or status not in FINAL_CALL_STATUSES:
+    if interaction is None:
+        return None
+    customer_leg = interaction.external_id == call_sid
+    _note_leg_time(interaction, status, customer_leg)
+    if not customer_leg or status not in FINAL_CALL_STATUSES:
+        db.session.commit()
         return interaction
     if interaction.status in ("queued", "offered"):
         return abandon(interaction)
@@ -982,6 +990,16 @@ def call_status(call_sid: str, status: str, duration_s: int | None) -> Interacti
     if interaction.status in LIVE_STATUSES:
         _end(interaction, "answered", duration_s)
     return interaction
+
+
+def _note_leg_time(interaction: Interaction, status: str, customer_leg: bool) -> None:
+    """Keep the first ringing and pick-up time of a leg (retries and repeats change nothing)."""
+    field = {"ringing": "ringing_at", "in-progress": "connected_at"}.get(status)
+    if field is None:
+        return
+    field = field if customer_leg else f"agent_{field}"
+    if getattr(interaction, field) is None:
+        setattr(interaction, field, utcnow())
 
 
 def abandon(interaction: Interaction) -> Interaction:

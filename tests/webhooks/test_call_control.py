@@ -264,3 +264,39 @@ def test_pause_and_resume_recording_is_audited(
     assert client.post(url, json={"paused": "yes"}, headers=auth_header(alice)).status_code == 422
     assert client.post(url, json={"paused": True}, headers=auth_header(bob)).status_code == 404
     assert len(trail("interaction", interaction.id)) == 2
+
+
+def _status(twilio_post, sid: str, status: str, sequence: int):
+    return twilio_post(
+        f"{VOICE}/status",
+        {"CallSid": sid, "CallStatus": status, "SequenceNumber": str(sequence)},
+    )
+
+
+def test_status_callbacks_record_when_each_leg_rang_and_was_picked_up(live_call, twilio_post):
+    interaction, _, _ = live_call
+    agent_leg = interaction.agent_call_sid
+    assert _status(twilio_post, agent_leg, "ringing", 1).status_code == 200
+    assert _status(twilio_post, agent_leg, "in-progress", 2).status_code == 200
+    db.session.refresh(interaction)
+    assert interaction.agent_ringing_at is not None
+    assert interaction.agent_connected_at >= interaction.agent_ringing_at
+    assert interaction.ringing_at is None and interaction.connected_at is None
+    first_pickup = interaction.agent_connected_at
+
+    # A repeated event (a new sequence number) keeps the first time.
+    _status(twilio_post, agent_leg, "in-progress", 3)
+    _status(twilio_post, call_sid(1), "in-progress", 1)
+    db.session.refresh(interaction)
+    assert interaction.agent_connected_at == first_pickup
+    assert interaction.connected_at is not None
+
+    # The agent's leg ending does not end the customer's call; the customer's leg does.
+    _status(twilio_post, agent_leg, "completed", 4)
+    db.session.refresh(interaction)
+    assert interaction.status == "active"
+    _status(twilio_post, call_sid(1), "completed", 2)
+    db.session.refresh(interaction)
+    assert interaction.status in ("wrapup", "ended") and interaction.outcome == "answered"
+    payload = routing.interaction_payload(interaction)
+    assert payload["agent_connected_at"].endswith("Z") and payload["ringing_at"] is None
