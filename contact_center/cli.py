@@ -39,10 +39,10 @@ def ivr_load_command(path, activate):
 
 @click.command("worker")
 def worker_command():
-    """Run the background worker: routing timers (offer timeouts, overflow, wrap-up)."""
-    import signal
+    """Run a background worker: RQ jobs, plus the timers (offer timeouts, overflow, wrap-up)."""
     import threading
 
+    from contact_center.jobs import AppWorker
     from contact_center.worker import run_forever
 
     if not current_app.config.get("REDIS_URL"):
@@ -50,11 +50,17 @@ def worker_command():
             "Embedded mode runs the worker inside the web server; set REDIS_URL to run "
             "separate worker processes."
         )
+    app = current_app._get_current_object()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    click.echo("Worker running: routing timers. Ctrl-C to stop.")
-    run_forever(current_app._get_current_object(), stop)
+    timers = threading.Thread(target=run_forever, args=(app, stop), name="cc-timers", daemon=True)
+    timers.start()
+    click.echo("Worker running: RQ jobs and routing timers. Ctrl-C to stop.")
+    try:
+        # RQ's own signal handling stops it cleanly on SIGTERM and SIGINT.
+        AppWorker(app).work(logging_level="INFO")
+    finally:
+        stop.set()
+        timers.join(timeout=5)
 
 
 @users_cli.command("create")

@@ -6,7 +6,7 @@ from contact_center.customers.models import Customer, CustomerIdentity, Customer
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing.models import Interaction, Queue, Reservation
 from contact_center.system_settings import SystemSetting
-from contact_center.tickets.models import Ticket, TicketMessage
+from contact_center.tickets.models import MailAttachment, Ticket, TicketMessage
 from contact_center.webhook_receipts import WebhookReceipt
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "CustomerNote",
     "Interaction",
     "IvrFlow",
+    "MailAttachment",
     "Queue",
     "Reservation",
     "SystemSetting",

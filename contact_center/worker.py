@@ -1,8 +1,9 @@
-"""Background work: the routing timer poller (offer timeouts, overflow steps, wrap-up ends).
+"""Background work: RQ jobs (mail, escalations) and the timer poller (offer timeouts,
+overflow steps, wrap-up ends, retries with back-off).
 
-Production runs it in `flask worker` processes (as many as needed: timers are claimed
-atomically). Embedded mode runs it in a thread of the web process, because the in-process
-Redis cannot be shared with another process.
+Production runs both in `flask worker` processes (as many as needed: timers are claimed
+atomically, jobs are dequeued atomically). Embedded mode runs them in a thread of the web
+process, because the in-process Redis cannot be shared with another process.
 """
 
 from __future__ import annotations
@@ -32,10 +33,21 @@ def poll_once(app: Flask) -> int:
             db.session.remove()
 
 
-def run_forever(app: Flask, stop: threading.Event) -> None:
-    """Poll until `stop` is set; busy when timers are due, idle otherwise."""
+def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -> None:
+    """Poll until `stop` is set; busy when timers are due, idle otherwise.
+
+    `with_jobs` also runs queued RQ jobs in this thread (the embedded worker).
+    """
+    from contact_center.jobs import AppWorker, run_queued_jobs
+
+    worker = AppWorker(app, in_thread=True) if with_jobs else None
     while not stop.is_set():
         fired = poll_once(app)
+        if worker is not None:
+            try:
+                fired += run_queued_jobs(app, worker)
+            except Exception:
+                log.exception("job run failed")
         stop.wait(0 if fired else POLL_INTERVAL_S)
 
 
@@ -44,10 +56,16 @@ def start_embedded_worker(app: Flask) -> threading.Thread | None:
     if app.extensions.get("embedded_worker") is not None:
         return None
     stop = threading.Event()
-    thread = threading.Thread(target=run_forever, args=(app, stop), name="cc-worker", daemon=True)
+    thread = threading.Thread(
+        target=run_forever,
+        args=(app, stop),
+        kwargs={"with_jobs": True},
+        name="cc-worker",
+        daemon=True,
+    )
     app.extensions["embedded_worker"] = (thread, stop)
     thread.start()
-    log.info("embedded worker started (routing timers)")
+    log.info("embedded worker started (jobs and timers)")
     return thread
 
 

@@ -60,6 +60,9 @@ class CustomerIdentity(db.Model):
     )
     kind: Mapped[str] = mapped_column(sa.String(10))
     value: Mapped[str] = mapped_column(sa.String(320))
+    # A permanent delivery failure (a bounce): no more mail goes to this address.
+    undeliverable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undeliverable_reason: Mapped[str | None] = mapped_column(sa.String(500))
 
     customer: Mapped[Customer] = relationship(back_populates="identities")
 

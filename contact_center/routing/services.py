@@ -811,7 +811,7 @@ def queue_waiting(
         interaction.preferred_until = now + timedelta(seconds=PREFERRED_AGENT_S)
 
 
-def create_interaction(
+def stage_interaction(
     *,
     channel: str,
     queue: Queue,
@@ -825,8 +825,9 @@ def create_interaction(
     from_address: str | None = None,
     customer_id: int | None = None,
     deadline: datetime | None = None,
+    ticket_id: int | None = None,
 ) -> Interaction:
-    """Record a new queued interaction (committed) and place it in routing."""
+    """Stage a new queued interaction; once the caller commits, `enqueue` places it."""
     now = utcnow()
     interaction = Interaction(
         channel=channel,
@@ -850,8 +851,15 @@ def create_interaction(
         ),
         preferred_agent_id=preferred_agent_id,
         preferred_until=now + timedelta(seconds=preferred_for_s) if preferred_agent_id else None,
+        ticket_id=ticket_id,
     )
     db.session.add(interaction)
+    return interaction
+
+
+def create_interaction(**fields: Any) -> Interaction:
+    """Record a new queued interaction (committed) and place it in routing."""
+    interaction = stage_interaction(**fields)
     db.session.commit()
     enqueue(interaction)
     return interaction
@@ -1221,6 +1229,10 @@ def run_due_timers(now: float | None = None, limit: int = 100) -> int:
                 finish_wrapup_timer(int(rest))
             elif kind == "disconnect":
                 _disconnect_grace_over(int(rest))
+            elif kind == "mail":
+                from contact_center.tickets.outbound import retry_send
+
+                retry_send(int(rest))
             else:
                 log.warning("unknown routing timer %s", name)
         except Exception:
@@ -1317,6 +1329,10 @@ def rebuild_state(force: bool = False) -> dict[str, int]:
         for interaction in in_wrapup:
             due = interaction.wrapup_until or now
             store.add_timer(f"wrapup:{interaction.id}", due.timestamp())
+        from contact_center.tickets.outbound import unsent_message_ids
+
+        for message_id in unsent_message_ids():  # their jobs were in the Redis that was lost
+            store.add_timer(f"mail:{message_id}", now.timestamp())
         store.mark_built()
     for reservation in pending:
         emit_to_agent(

@@ -15,7 +15,16 @@ from contact_center.extensions import db
 STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 TYPES = ("question", "incident", "request", "complaint")
-MESSAGE_KINDS = ("inbound", "outbound", "note", "voicemail", "call_summary")
+MESSAGE_KINDS = (
+    "inbound",
+    "outbound",
+    "auto_reply",
+    "bounce",
+    "note",
+    "voicemail",
+    "call_summary",
+)
+DELIVERY_STATUSES = ("queued", "sent", "retrying", "failed", "bounced")
 
 
 class Ticket(db.Model):
@@ -61,6 +70,39 @@ class TicketMessage(db.Model):
     )
     recording_url: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Mail: the Message-ID (ours for outbound; theirs, or a hash of the bytes, for inbound)
+    # makes a repeated delivery a no-op and threads replies to this ticket.
+    message_id: Mapped[str | None] = mapped_column(sa.String(998), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(sa.String(998))
+    references: Mapped[str | None] = mapped_column(sa.Text)
+    subject: Mapped[str | None] = mapped_column(sa.String(998))
+    from_address: Mapped[str | None] = mapped_column(sa.String(320))
+    to_address: Mapped[str | None] = mapped_column(sa.String(320))
+    # The text as received (quoted history and signature included); `body` is the reply alone.
+    body_original: Mapped[str | None] = mapped_column(sa.Text)
+    # Outbound mail: queued -> sent, or retrying -> failed; bounced when a report comes back.
+    delivery_status: Mapped[str | None] = mapped_column(sa.String(20))
+    delivery_error: Mapped[str | None] = mapped_column(sa.Text)
+    send_attempts: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     author: Mapped[User | None] = relationship()
+    attachments: Mapped[list[MailAttachment]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", order_by="MailAttachment.id"
+    )
+
+
+class MailAttachment(db.Model):
+    __tablename__ = "mail_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("ticket_messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    content_type: Mapped[str] = mapped_column(sa.String(255))
+    size: Mapped[int] = mapped_column()
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+    message: Mapped[TicketMessage] = relationship(back_populates="attachments")

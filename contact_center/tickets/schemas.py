@@ -13,14 +13,34 @@ class TicketQuerySchema(Schema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
+class AttachmentSchema(Schema):
+    id = fields.Integer()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+
+
 class TicketMessageSchema(Schema):
     id = fields.Integer()
     kind = fields.String()
     body = fields.String()
+    body_original = fields.String(allow_none=True)
     author_id = fields.Integer(allow_none=True)
     interaction_id = fields.Integer(allow_none=True)
     recording_url = fields.String(allow_none=True)
     created_at = UTCDateTime()
+    subject = fields.String(allow_none=True)
+    from_address = fields.String(allow_none=True)
+    to_address = fields.String(allow_none=True)
+    message_id = fields.String(allow_none=True)
+    delivery_status = fields.String(allow_none=True)
+    delivery_error = fields.String(allow_none=True)
+    sent_at = UTCDateTime(allow_none=True)
+    attachments = fields.List(fields.Nested(AttachmentSchema))
+
+
+class ReplySchema(Schema):
+    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
 
 
 class TicketSchema(Schema):

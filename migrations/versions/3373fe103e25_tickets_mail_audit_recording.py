@@ -1,8 +1,8 @@
-"""tickets, audit trail, call timestamps, recording controls
+"""tickets, mail, audit trail, call timestamps, recording controls
 
 Revision ID: 3373fe103e25
 Revises: 04abbbe5a917
-Create Date: 2026-11-26 14:36:50.133738
+Create Date: 2026-11-26 14:48:25.662235
 
 """
 from alembic import op
@@ -69,14 +69,43 @@ def upgrade():
     sa.Column('interaction_id', sa.Integer(), nullable=True),
     sa.Column('recording_url', sa.String(length=500), nullable=True),
     sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.Column('message_id', sa.String(length=998), nullable=True),
+    sa.Column('in_reply_to', sa.String(length=998), nullable=True),
+    sa.Column('references', sa.Text(), nullable=True),
+    sa.Column('subject', sa.String(length=998), nullable=True),
+    sa.Column('from_address', sa.String(length=320), nullable=True),
+    sa.Column('to_address', sa.String(length=320), nullable=True),
+    sa.Column('body_original', sa.Text(), nullable=True),
+    sa.Column('delivery_status', sa.String(length=20), nullable=True),
+    sa.Column('delivery_error', sa.Text(), nullable=True),
+    sa.Column('send_attempts', sa.Integer(), nullable=False),
+    sa.Column('sent_at', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['author_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('message_id')
     )
     with op.batch_alter_table('ticket_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_messages_interaction_id'), ['interaction_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_messages_ticket_id'), ['ticket_id'], unique=False)
+
+    op.create_table('mail_attachments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=255), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.ForeignKeyConstraint(['message_id'], ['ticket_messages.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('mail_attachments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mail_attachments_message_id'), ['message_id'], unique=False)
+
+    with op.batch_alter_table('customer_identities', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('undeliverable_at', contact_center.db_types.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('undeliverable_reason', sa.String(length=500), nullable=True))
 
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('recording_paused', sa.Boolean(), nullable=False, server_default=sa.false()))
@@ -111,6 +140,14 @@ def downgrade():
         batch_op.drop_column('ringing_at')
         batch_op.drop_column('recording_paused')
 
+    with op.batch_alter_table('customer_identities', schema=None) as batch_op:
+        batch_op.drop_column('undeliverable_reason')
+        batch_op.drop_column('undeliverable_at')
+
+    with op.batch_alter_table('mail_attachments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mail_attachments_message_id'))
+
+    op.drop_table('mail_attachments')
     with op.batch_alter_table('ticket_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ticket_messages_ticket_id'))
         batch_op.drop_index(batch_op.f('ix_ticket_messages_interaction_id'))
