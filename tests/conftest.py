@@ -31,6 +31,8 @@ ACCOUNT_SID = "AC" + "0" * 30 + "01"
 AUTH_TOKEN = "test-auth-token-not-a-secret"  # noqa: S105
 PUBLIC_BASE_URL = "http://cc.test"
 PASSWORD = "correct-horse-battery"  # noqa: S105
+INBOUND_SECRET = "test-inbound-secret"  # noqa: S105
+MAILGUN_KEY = "test-mailgun-signing-key"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -96,6 +98,11 @@ def app_config(database_url, twilio_stub) -> dict[str, Any]:
         "TWILIO_API_BASE_URL": twilio_stub.base_url,
         "PHONE_DEFAULT_REGION": "GB",
         "WTF_CSRF_ENABLED": True,
+        "EMAIL_INBOUND_SECRET": INBOUND_SECRET,
+        "MAILGUN_SIGNING_KEY": MAILGUN_KEY,
+        "MAIL_FROM": "help@desk.test",
+        "SUPPORT_ADDRESS": "support@desk.test",
+        "SMTP_HOST": None,
     }
 
 
@@ -194,3 +201,93 @@ def twilio_post(client) -> Callable[..., Any]:
 def call_sid(n: int) -> str:
     """A well-formed, deterministic CallSid."""
     return "CA" + f"{n:032x}"
+
+
+class _SmtpSink:
+    """aiosmtpd handler keeping every message it receives; refuses recipients named refuse@."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address.startswith("refuse@"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd's name)
+        self.messages.append(envelope)
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server(app) -> Iterator[_SmtpSink]:
+    """A real local SMTP server (aiosmtpd); the app sends its mail there."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = _SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def run_jobs(app) -> Callable[[], bool]:
+    """Run the queued RQ jobs now, in this process, as a worker would."""
+    from contact_center.jobs import run_queued_jobs
+
+    return lambda: run_queued_jobs(app)
+
+
+@pytest.fixture
+def post_mail(client) -> Callable[..., Any]:
+    """Factory: deliver raw message bytes as the raw relay, SendGrid or Mailgun would."""
+    import base64
+    import hashlib
+    import hmac
+    import time
+
+    def post(raw: bytes, via: str = "raw", **overrides: Any):
+        if via == "raw":
+            headers = {"X-Inbound-Secret": overrides.get("secret", INBOUND_SECRET)}
+            return client.post(
+                "/webhooks/email/inbound",
+                data=raw,
+                content_type="message/rfc822",
+                headers=headers,
+            )
+        if via == "sendgrid":
+            password = overrides.get("secret", INBOUND_SECRET)
+            basic = base64.b64encode(f"sendgrid:{password}".encode()).decode()
+            return client.post(
+                "/webhooks/email/inbound",
+                data={"email": raw.decode(), "to": "support@desk.test"},
+                content_type="multipart/form-data",
+                headers={"Authorization": f"Basic {basic}"},
+            )
+        timestamp = str(overrides.get("timestamp", int(time.time())))
+        token = overrides.get("token", "a" * 50)
+        signature = overrides.get(
+            "signature",
+            hmac.new(
+                MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256
+            ).hexdigest(),
+        )
+        return client.post(
+            "/webhooks/email/inbound/mime",
+            data={
+                "timestamp": timestamp,
+                "token": token,
+                "signature": signature,
+                "body-mime": raw.decode(),
+            },
+        )
+
+    return post

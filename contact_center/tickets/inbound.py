@@ -126,15 +126,14 @@ def ingest(raw: bytes) -> Ingested:
 def _ingest(raw: bytes, parsed: mail.ParsedMail) -> Ingested:
     if parsed.report is not None:
         return _ingest_report(parsed)
+    # Resolved before anything is staged: creating the first queue commits on its own.
+    queue = email_queue()
     customer = _customer(parsed)
     ticket = _thread(parsed, customer)
     new_ticket = ticket is None
     if ticket is None:
         ticket = create_ticket(
-            parsed.subject or "(no subject)",
-            "email",
-            customer_id=customer.id,
-            queue_id=email_queue().id,
+            parsed.subject or "(no subject)", "email", customer_id=customer.id, queue_id=queue.id
         )
     elif ticket.status == "solved":
         audit.record(
@@ -160,7 +159,7 @@ def _ingest(raw: bytes, parsed: mail.ParsedMail) -> Ingested:
         # A message that needs an answer is work for an agent.
         interaction = routing.stage_interaction(
             channel="email",
-            queue=db.session.get(Queue, ticket.queue_id) or email_queue(),
+            queue=db.session.get(Queue, ticket.queue_id) or queue,
             external_id=parsed.message_id,
             from_address=message.from_address,
             customer_id=customer.id,
