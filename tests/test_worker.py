@@ -1,4 +1,5 @@
-"""`flask worker` in its own OS process fires the routing timers against the shared Redis."""
+"""The worker: `flask worker` in its own OS process (timers and RQ jobs on the shared Redis),
+and the embedded worker thread of a single-process server."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ import sqlalchemy as sa
 from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.routing.models import Reservation
+from contact_center.tickets.models import TicketMessage
+from contact_center.worker import start_embedded_worker
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.tickets.test_email_inbound import make_mail
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,3 +59,58 @@ def test_worker_process_times_out_an_offer(app, create_user):
         output, _ = worker.communicate(timeout=30)
     assert worker.returncode == 0, output
     assert "Worker running" in output
+
+
+def _wait_for_ack(status: str, timeout: float = 60) -> TicketMessage:
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.expire_all()
+        ack = db.session.scalar(sa.select(TicketMessage).where(TicketMessage.kind == "auto_reply"))
+        if ack.delivery_status == status or time.monotonic() > deadline:
+            return ack
+        time.sleep(0.2)
+
+
+def test_embedded_worker_thread_sends_queued_mail(app, post_mail, smtp_server):
+    post_mail(make_mail())
+    thread = start_embedded_worker(app)
+    try:
+        ack = _wait_for_ack("sent")
+    finally:
+        app.extensions["embedded_worker"][1].set()
+        thread.join(timeout=10)
+    assert ack.delivery_status == "sent"
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.messages[0].rcpt_tos == ["mei@example.org"]
+
+
+@pytest.mark.real_services
+def test_worker_process_runs_mail_jobs(app, post_mail, smtp_server):
+    post_mail(make_mail())
+    env = {
+        **os.environ,
+        "DATABASE_URL": TEST_DATABASE_URL,
+        "REDIS_URL": TEST_REDIS_URL,
+        "SECRET_KEY": "worker-test-secret",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(app.config["SMTP_PORT"]),
+        "SMTP_STARTTLS": "0",
+        "MAIL_FROM": "help@desk.test",
+        "SUPPORT_ADDRESS": "support@desk.test",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ack = _wait_for_ack("sent")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+    assert ack.delivery_status == "sent", output
+    assert worker.returncode == 0, output
+    assert len(smtp_server.messages) == 1
