@@ -97,11 +97,20 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.ivr.api import calls_blp as calls_api
     from contact_center.routing.api import blp as routing_api
     from contact_center.tickets.api import blp as tickets_api
+    from contact_center.tickets.api import canned_blp as canned_api
     from contact_center.web.views import bp as web_bp
     from webhooks.email import bp as email_webhooks
     from webhooks.twilio import bp as twilio_webhooks
 
-    for blueprint in (auth_api, customers_api, routing_api, ivr_api, calls_api, tickets_api):
+    for blueprint in (
+        auth_api,
+        customers_api,
+        routing_api,
+        ivr_api,
+        calls_api,
+        tickets_api,
+        canned_api,
+    ):
         api.register_blueprint(blueprint)
         csrf.exempt(blueprint)  # bearer tokens, not cookies, authorise API writes
     for webhooks in (twilio_webhooks, email_webhooks):

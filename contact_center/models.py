@@ -6,13 +6,20 @@ from contact_center.customers.models import Customer, CustomerIdentity, Customer
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing.models import Interaction, Queue, Reservation
 from contact_center.system_settings import SystemSetting
-from contact_center.tickets.models import MailAttachment, Ticket, TicketMessage
+from contact_center.tickets.models import (
+    CannedResponse,
+    MailAttachment,
+    Ticket,
+    TicketLink,
+    TicketMessage,
+)
 from contact_center.webhook_receipts import WebhookReceipt
 
 __all__ = [
     "AgentSkill",
     "AuditEvent",
     "ApiToken",
+    "CannedResponse",
     "Customer",
     "CustomerIdentity",
     "CustomerNote",
@@ -23,6 +30,7 @@ __all__ = [
     "Reservation",
     "SystemSetting",
     "Ticket",
+    "TicketLink",
     "TicketMessage",
     "User",
     "WebhookReceipt",

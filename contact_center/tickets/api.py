@@ -1,22 +1,40 @@
-"""`/api/v1/tickets`: list and read tickets."""
+"""`/api/v1/tickets` and `/api/v1/canned-responses`: the ticket lifecycle, replies, notes,
+calls, merge, links, audit trail, settings."""
 
+import sqlalchemy as sa
 from flask import Response, g
 from flask_smorest import Blueprint
 
 from contact_center.agents.auth import require_role
-from contact_center.errors import NotFound
+from contact_center.audit import trail
+from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
+from contact_center.routing.models import Interaction
+from contact_center.system_settings import get_setting, put_setting
 from contact_center.tickets import outbound, services
-from contact_center.tickets.models import MailAttachment, Ticket
+from contact_center.tickets.models import CannedResponse, MailAttachment, Ticket
 from contact_center.tickets.schemas import (
+    AttachCallSchema,
+    AuditEventSchema,
+    CannedResponseSchema,
+    LinkSchema,
+    MergeSchema,
+    RenderedSchema,
     ReplySchema,
+    TicketCreateSchema,
     TicketDetailSchema,
     TicketMessageSchema,
+    TicketNoteSchema,
     TicketQuerySchema,
     TicketSchema,
+    TicketSettingsSchema,
+    TicketUpdateSchema,
 )
 
 blp = Blueprint("tickets", __name__, url_prefix="/api/v1/tickets", description="Tickets")
+canned_blp = Blueprint(
+    "canned", __name__, url_prefix="/api/v1/canned-responses", description="Canned responses"
+)
 
 
 @blp.get("")
@@ -28,19 +46,31 @@ def list_tickets(args: dict):
     return services.list_tickets(**args)
 
 
+@blp.post("")
+@require_role("agent")
+@blp.arguments(TicketCreateSchema)
+@blp.response(201, TicketDetailSchema)
+def create_ticket(data: dict):
+    """Open a ticket (for a caller, say), optionally assigned and with a first note."""
+    return services.open_ticket(data, g.user.id)
+
+
 @blp.get("/<int:ticket_id>")
 @require_role("agent")
 @blp.response(200, TicketDetailSchema)
 def get_ticket(ticket_id: int):
     """One ticket with its messages (voicemails carry their recording, mail its delivery)."""
-    return _ticket(ticket_id)
+    return services.get_ticket(ticket_id)
 
 
-def _ticket(ticket_id: int) -> Ticket:
-    ticket = db.session.get(Ticket, ticket_id)
-    if ticket is None:
-        raise NotFound("No such ticket.")
-    return ticket
+@blp.patch("/<int:ticket_id>")
+@require_role("agent")
+@blp.arguments(TicketUpdateSchema)
+@blp.response(200, TicketDetailSchema)
+def update_ticket(data: dict, ticket_id: int):
+    """Change status (409 for a change the lifecycle forbids), priority, type, queue,
+    assignee, tags or custom fields; every change is in the audit trail."""
+    return services.update_ticket(services.get_ticket(ticket_id), data, g.user.id)
 
 
 @blp.post("/<int:ticket_id>/replies")
@@ -48,8 +78,77 @@ def _ticket(ticket_id: int) -> Ticket:
 @blp.arguments(ReplySchema)
 @blp.response(201, TicketMessageSchema)
 def reply(data: dict, ticket_id: int):
-    """A public reply by mail to the customer (threaded; a worker sends it)."""
-    return outbound.reply(_ticket(ticket_id), g.user.id, data["body"])
+    """A public reply by mail (a body, or a canned response filled in); a worker sends it."""
+    ticket = services.get_ticket(ticket_id)
+    body = data.get("body")
+    if body is None:
+        canned = db.session.get(CannedResponse, data["canned_response_id"])
+        if canned is None:
+            raise APIError(
+                422,
+                "Unknown canned response.",
+                fields={"canned_response_id": ["No such response."]},
+            )
+        body = services.render_canned(canned, ticket, g.user)
+    return outbound.reply(ticket, g.user.id, body)
+
+
+@blp.post("/<int:ticket_id>/notes")
+@require_role("agent")
+@blp.arguments(TicketNoteSchema)
+@blp.response(201, TicketMessageSchema)
+def add_note(data: dict, ticket_id: int):
+    """An internal note: agents see it, the customer never does."""
+    return services.add_note(services.get_ticket(ticket_id), g.user.id, data["body"])
+
+
+@blp.post("/<int:ticket_id>/calls")
+@require_role("agent")
+@blp.arguments(AttachCallSchema)
+@blp.response(201, TicketMessageSchema)
+def attach_call(data: dict, ticket_id: int):
+    """Attach a call to the ticket as a summary (time, duration, outcome, notes, recording)."""
+    ticket = services.get_ticket(ticket_id)
+    interaction = db.session.get(Interaction, data["interaction_id"])
+    if interaction is None:
+        raise APIError(422, "Unknown interaction.", fields={"interaction_id": ["No such call."]})
+    return services.attach_call(ticket, interaction, g.user.id)
+
+
+@blp.post("/<int:ticket_id>/merge")
+@require_role("agent")
+@blp.arguments(MergeSchema)
+@blp.response(200, TicketDetailSchema)
+def merge(data: dict, ticket_id: int):
+    """Merge this ticket into another: its messages and calls move there, it is closed."""
+    source = services.get_ticket(ticket_id)
+    target = db.session.get(Ticket, data["into_ticket_id"])
+    if target is None:
+        raise APIError(422, "Unknown ticket.", fields={"into_ticket_id": ["No such ticket."]})
+    return services.merge(source, target, g.user.id)
+
+
+@blp.post("/<int:ticket_id>/links")
+@require_role("agent")
+@blp.arguments(LinkSchema)
+@blp.response(200, TicketDetailSchema)
+def link(data: dict, ticket_id: int):
+    """Relate two tickets."""
+    ticket = services.get_ticket(ticket_id)
+    other = db.session.get(Ticket, data["ticket_id"])
+    if other is None:
+        raise APIError(422, "Unknown ticket.", fields={"ticket_id": ["No such ticket."]})
+    services.link(ticket, other, g.user.id)
+    db.session.commit()
+    return ticket
+
+
+@blp.get("/<int:ticket_id>/audit")
+@require_role("agent")
+@blp.response(200, AuditEventSchema(many=True))
+def audit_trail(ticket_id: int):
+    """Who changed what on the ticket, when and from where, oldest first."""
+    return trail("ticket", services.get_ticket(ticket_id).id)
 
 
 @blp.get("/<int:ticket_id>/attachments/<int:attachment_id>")
@@ -72,3 +171,75 @@ def attachment(ticket_id: int, attachment_id: int):
 
 def _safe_filename(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._- " else "_" for c in name)[:200] or "attachment"
+
+
+@blp.get("/settings")
+@require_role("supervisor")
+@blp.response(200, TicketSettingsSchema)
+def get_settings():
+    """The reopen window and the custom fields per ticket type."""
+    return {
+        "reopen_window_days": get_setting(
+            services.REOPEN_WINDOW_KEY, services.REOPEN_WINDOW_DEFAULT
+        )["days"],
+        "custom_fields": get_setting(services.CUSTOM_FIELDS_KEY, {}),
+    }
+
+
+@blp.put("/settings")
+@require_role("admin")
+@blp.arguments(TicketSettingsSchema)
+@blp.response(200, TicketSettingsSchema)
+def put_settings(data: dict):
+    """Replace the reopen window and the custom field definitions."""
+    put_setting(services.REOPEN_WINDOW_KEY, {"days": data["reopen_window_days"]}, g.user.id)
+    put_setting(services.CUSTOM_FIELDS_KEY, data["custom_fields"], g.user.id)
+    db.session.commit()
+    return data
+
+
+@canned_blp.get("")
+@require_role("agent")
+@canned_blp.response(200, CannedResponseSchema(many=True))
+def list_canned():
+    """Every canned response, by name."""
+    return db.session.scalars(sa.select(CannedResponse).order_by(CannedResponse.name)).all()
+
+
+@canned_blp.post("")
+@require_role("supervisor")
+@canned_blp.arguments(CannedResponseSchema)
+@canned_blp.response(201, CannedResponseSchema)
+def create_canned(data: dict):
+    """Add a canned response (placeholders: customer_name, ticket_number, subject, agent_name)."""
+    if db.session.scalar(sa.select(CannedResponse.id).where(CannedResponse.name == data["name"])):
+        raise Conflict("A canned response with that name exists.", fields={"name": ["Taken."]})
+    canned = CannedResponse(
+        name=data["name"], body=services.check_placeholders(data["body"]), created_by_id=g.user.id
+    )
+    db.session.add(canned)
+    db.session.commit()
+    return canned
+
+
+@canned_blp.delete("/<int:canned_id>")
+@require_role("supervisor")
+@canned_blp.response(204)
+def delete_canned(canned_id: int):
+    """Remove a canned response."""
+    canned = db.session.get(CannedResponse, canned_id)
+    if canned is None:
+        raise NotFound("No such canned response.")
+    db.session.delete(canned)
+    db.session.commit()
+
+
+@blp.get("/<int:ticket_id>/canned/<int:canned_id>")
+@require_role("agent")
+@blp.response(200, RenderedSchema)
+def preview_canned(ticket_id: int, canned_id: int):
+    """A canned response filled in for this ticket, to edit before sending."""
+    canned = db.session.get(CannedResponse, canned_id)
+    if canned is None:
+        raise NotFound("No such canned response.")
+    return {"body": services.render_canned(canned, services.get_ticket(ticket_id), g.user)}

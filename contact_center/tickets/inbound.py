@@ -16,7 +16,6 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from contact_center import audit
 from contact_center.customers.models import Customer, CustomerIdentity
 from contact_center.customers.services import find_by_identity, mask, normalise_email
 from contact_center.db_types import utcnow
@@ -25,7 +24,14 @@ from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Queue
 from contact_center.tickets import mail, outbound
 from contact_center.tickets.models import MailAttachment, Ticket, TicketMessage
-from contact_center.tickets.services import add_message, create_ticket, ticket_by_number
+from contact_center.tickets.services import (
+    accepts_customer_reply,
+    add_message,
+    create_ticket,
+    link,
+    reopen_for_customer,
+    ticket_by_number,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +71,30 @@ def _customer(parsed: mail.ParsedMail) -> Customer:
 
 
 def _thread(parsed: mail.ParsedMail, customer: Customer) -> Ticket | None:
-    """The ticket this message belongs to, by the four rules in order; None for a new one."""
+    """The ticket this message is about, by the four rules in order; None for a new one."""
     number = mail.subject_ticket_number(parsed.subject)
     if number is not None:
         ticket = ticket_by_number(number)
         # A subject token is easy to type: it threads only the ticket's own customer's mail.
         if ticket is not None and ticket.customer_id in (None, customer.id):
-            return _open_thread(ticket)
+            return _survivor(ticket)
     number = outbound.ticket_number_from_addresses(parsed.recipients)
     if number is not None and (ticket := ticket_by_number(number)) is not None:
-        return _open_thread(ticket)
+        return _survivor(ticket)
     for message_id in [*parsed.in_reply_to, *reversed(parsed.references)]:
         earlier = _existing(message_id)
         if earlier is not None:
-            return _open_thread(earlier.ticket)
+            return _survivor(earlier.ticket)
     return None
 
 
-def _open_thread(ticket: Ticket) -> Ticket | None:
-    """A closed ticket stays closed: a new message about it starts a new ticket."""
-    return None if ticket.status == "closed" else ticket
+def _survivor(ticket: Ticket) -> Ticket:
+    """Follow merges to the ticket that absorbed this one."""
+    seen = {ticket.id}
+    while ticket.merged_into_id is not None and ticket.merged_into_id not in seen:
+        ticket = db.session.get(Ticket, ticket.merged_into_id)
+        seen.add(ticket.id)
+    return ticket
 
 
 def _store_attachments(message: TicketMessage, parsed: mail.ParsedMail) -> None:
@@ -129,21 +139,17 @@ def _ingest(raw: bytes, parsed: mail.ParsedMail) -> Ingested:
     # Resolved before anything is staged: creating the first queue commits on its own.
     queue = email_queue()
     customer = _customer(parsed)
-    ticket = _thread(parsed, customer)
+    earlier = _thread(parsed, customer)
+    ticket = earlier if earlier is not None and accepts_customer_reply(earlier) else None
     new_ticket = ticket is None
     if ticket is None:
         ticket = create_ticket(
             parsed.subject or "(no subject)", "email", customer_id=customer.id, queue_id=queue.id
         )
-    elif ticket.status == "solved":
-        audit.record(
-            "ticket.reopened",
-            "ticket",
-            ticket.id,
-            before={"status": "solved"},
-            after={"status": "open"},
-        )
-        ticket.status = "open"
+        if earlier is not None:  # about a closed ticket, or one solved too long ago
+            link(ticket, earlier, None, kind="follow_up")
+    else:
+        reopen_for_customer(ticket)
     message = add_message(ticket, "inbound", parsed.reply_text)
     message.message_id = parsed.message_id
     message.in_reply_to = parsed.in_reply_to[0] if parsed.in_reply_to else None

@@ -25,6 +25,16 @@ MESSAGE_KINDS = (
     "call_summary",
 )
 DELIVERY_STATUSES = ("queued", "sent", "retrying", "failed", "bounced")
+# Allowed status changes; anything else is a 409. Closed is final: a new message about a
+# closed ticket opens a new ticket linked to it.
+TRANSITIONS = {
+    "new": {"open", "pending", "on_hold", "solved"},
+    "open": {"pending", "on_hold", "solved"},
+    "pending": {"open", "on_hold", "solved"},
+    "on_hold": {"open", "pending", "solved"},
+    "solved": {"open", "closed"},
+    "closed": set(),
+}
 
 
 class Ticket(db.Model):
@@ -45,8 +55,17 @@ class Ticket(db.Model):
     assignee_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
+    tags: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # Values of the custom fields configured for the ticket's type.
+    custom_fields: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # A merged ticket points at the one that absorbed its messages and interactions.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("tickets.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     customer: Mapped[Customer | None] = relationship()
     assignee: Mapped[User | None] = relationship()
@@ -106,3 +125,34 @@ class MailAttachment(db.Model):
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
     message: Mapped[TicketMessage] = relationship(back_populates="attachments")
+
+
+class TicketLink(db.Model):
+    """Two related tickets (a follow-up of a closed one, the same incident...)."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "linked_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    linked_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(20), default="related")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CannedResponse(db.Model):
+    """A reusable reply with placeholders such as {customer_name} and {ticket_number}."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,9 +1,16 @@
 """Ticket schemas."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from contact_center.fields import UTCDateTime
-from contact_center.tickets.models import STATUSES
+from contact_center.tickets.models import PRIORITIES, STATUSES, TYPES
+from contact_center.tickets.services import linked_ids
+
+_tags = fields.List(
+    fields.String(validate=validate.Regexp(r"^[a-z0-9_:-]{1,40}$", error="Tags: a-z 0-9 _ : -")),
+    validate=validate.Length(max=20),
+)
+_custom = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=60)))
 
 
 class TicketQuerySchema(Schema):
@@ -40,7 +47,108 @@ class TicketMessageSchema(Schema):
 
 
 class ReplySchema(Schema):
+    body = fields.String(validate=validate.Length(min=1, max=100_000))
+    canned_response_id = fields.Integer(strict=True)
+
+    @validates_schema
+    def body_or_canned(self, data, **kwargs):
+        if ("body" in data) == ("canned_response_id" in data):
+            raise ValidationError("Give either body or canned_response_id.")
+
+
+class TicketCreateSchema(Schema):
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    channel = fields.String(
+        load_default="phone", validate=validate.OneOf(("phone", "voice", "email", "web"))
+    )
+    type = fields.String(load_default="question", validate=validate.OneOf(TYPES))
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    queue_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    assignee_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    tags = _tags
+    custom_fields = _custom
+    note = fields.String(validate=validate.Length(min=1, max=100_000))
+
+
+class TicketUpdateSchema(Schema):
+    subject = fields.String(validate=validate.Length(min=1, max=300))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    type = fields.String(validate=validate.OneOf(TYPES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    queue_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    assignee_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    tags = _tags
+    custom_fields = _custom
+
+    @validates_schema
+    def not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Give at least one field to change.")
+
+
+class TicketNoteSchema(Schema):
     body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class AttachCallSchema(Schema):
+    interaction_id = fields.Integer(required=True, strict=True)
+
+
+class MergeSchema(Schema):
+    into_ticket_id = fields.Integer(required=True, strict=True)
+
+
+class LinkSchema(Schema):
+    ticket_id = fields.Integer(required=True, strict=True)
+
+
+class AuditEventSchema(Schema):
+    id = fields.Integer()
+    at = UTCDateTime()
+    actor_id = fields.Integer(allow_none=True)
+    action = fields.String()
+    before = fields.Dict(allow_none=True)
+    after = fields.Dict(allow_none=True)
+    source = fields.String(allow_none=True)
+
+
+class CustomFieldSchema(Schema):
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("text", "number", "boolean", "choice"))
+    )
+    choices = fields.List(fields.String(validate=validate.Length(min=1, max=80)))
+    required = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def choices_for_choice(self, data, **kwargs):
+        if data.get("kind") == "choice" and not data.get("choices"):
+            raise ValidationError("A choice field lists its choices.", "choices")
+
+
+class TicketSettingsSchema(Schema):
+    reopen_window_days = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=365)
+    )
+    custom_fields = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(TYPES)),
+        values=fields.Dict(
+            keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,59}$")),
+            values=fields.Nested(CustomFieldSchema),
+        ),
+        load_default=dict,
+    )
+
+
+class CannedResponseSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=20_000))
+    created_at = UTCDateTime(dump_only=True)
+
+
+class RenderedSchema(Schema):
+    body = fields.String()
 
 
 class TicketSchema(Schema):
@@ -54,9 +162,18 @@ class TicketSchema(Schema):
     customer_id = fields.Integer(allow_none=True)
     queue_id = fields.Integer(allow_none=True)
     assignee_id = fields.Integer(allow_none=True)
+    tags = fields.List(fields.String())
+    custom_fields = fields.Dict()
+    merged_into_id = fields.Integer(allow_none=True)
     created_at = UTCDateTime()
     updated_at = UTCDateTime()
+    solved_at = UTCDateTime(allow_none=True)
+    closed_at = UTCDateTime(allow_none=True)
 
 
 class TicketDetailSchema(TicketSchema):
     messages = fields.List(fields.Nested(TicketMessageSchema))
+    linked_ticket_ids = fields.Method("_linked_ids", metadata={"type": "array"})
+
+    def _linked_ids(self, ticket) -> list[int]:
+        return linked_ids(ticket)

@@ -2,7 +2,7 @@
 
 Revision ID: 3373fe103e25
 Revises: 04abbbe5a917
-Create Date: 2026-11-26 14:48:25.662235
+Create Date: 2026-11-26 15:03:55.953192
 
 """
 from alembic import op
@@ -36,6 +36,16 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
         batch_op.create_index('ix_audit_events_object', ['object_type', 'object_id'], unique=False)
 
+    op.create_table('canned_responses',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
+    )
     op.create_table('tickets',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('number', sa.String(length=20), nullable=True),
@@ -47,10 +57,16 @@ def upgrade():
     sa.Column('customer_id', sa.Integer(), nullable=True),
     sa.Column('queue_id', sa.Integer(), nullable=True),
     sa.Column('assignee_id', sa.Integer(), nullable=True),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('custom_fields', sa.JSON(), nullable=False),
+    sa.Column('merged_into_id', sa.Integer(), nullable=True),
     sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
     sa.Column('updated_at', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.Column('solved_at', contact_center.db_types.UTCDateTime(), nullable=True),
+    sa.Column('closed_at', contact_center.db_types.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['assignee_id'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['merged_into_id'], ['tickets.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('number')
@@ -59,6 +75,21 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_tickets_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_status'), ['status'], unique=False)
+
+    op.create_table('ticket_links',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('linked_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['linked_id'], ['tickets.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('ticket_id', 'linked_id')
+    )
+    with op.batch_alter_table('ticket_links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ticket_links_linked_id'), ['linked_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ticket_links_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('ticket_messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -153,12 +184,18 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_ticket_messages_interaction_id'))
 
     op.drop_table('ticket_messages')
+    with op.batch_alter_table('ticket_links', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ticket_links_ticket_id'))
+        batch_op.drop_index(batch_op.f('ix_ticket_links_linked_id'))
+
+    op.drop_table('ticket_links')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tickets_status'))
         batch_op.drop_index(batch_op.f('ix_tickets_customer_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_assignee_id'))
 
     op.drop_table('tickets')
+    op.drop_table('canned_responses')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_events_object')
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))
