@@ -120,6 +120,11 @@ class InteractionSchema(Schema):
     outcome = fields.String(allow_none=True)
     disposition = fields.String(allow_none=True)
     duration_s = fields.Integer(allow_none=True)
+    on_hold = fields.Boolean()
+    hold_s = fields.Integer()
+    consult_agent_id = fields.Integer(
+        allow_none=True, metadata={"description": "The agent being consulted (warm transfer)"}
+    )
     reservations = fields.List(fields.Nested(ReservationSchema))
 
 
