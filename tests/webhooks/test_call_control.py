@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.routing.models import Queue
-from tests.conftest import ACCOUNT_SID, call_sid
-from tests.webhooks.conftest import VOICE
+from tests.conftest import ACCOUNT_SID, VOICE, call_sid
 
 
 def _participant_updates(stub):

@@ -11,8 +11,7 @@ from contact_center.agents.models import User
 from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Reservation
-from tests.conftest import call_sid
-from tests.webhooks.conftest import VOICE
+from tests.conftest import VOICE, call_sid
 
 
 def _fresh(model, id_):
@@ -149,11 +148,14 @@ def test_transfer_wrapup_holds_the_transferring_agent_and_survives_a_rebuild(
     arrived = routing.create_interaction(
         channel="voice", queue=interaction.queue, external_id=call_sid(7)
     )
-    assert db.session.scalar(
-        sa.select(Reservation).where(
-            Reservation.interaction_id == arrived.id, Reservation.agent_id == alice.id
+    assert (
+        db.session.scalar(
+            sa.select(Reservation).where(
+                Reservation.interaction_id == arrived.id, Reservation.agent_id == alice.id
+            )
         )
-    ) is None
+        is None
+    )
     _fire_timers(31)
     assert _load(alice) == 1  # the new call is hers now that wrap-up is over
     offer = routing.pending_offer(_fresh(User, alice.id))
@@ -407,9 +409,7 @@ def test_illegal_moves_during_a_consult(client, consulting, auth_header, create_
     assert client.post(base + "/consult/complete", headers=auth_header(bob)).status_code == 404
 
 
-def test_consult_refusals_change_nothing(
-    client, live_call, auth_header, create_user, twilio_stub
-):
+def test_consult_refusals_change_nothing(client, live_call, auth_header, create_user, twilio_stub):
     interaction, alice, _ = live_call
     offline = create_user("olga")
     no_calls = create_user("nick", capacity={"voice": 0, "email": 3})
