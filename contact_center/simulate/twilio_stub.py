@@ -65,6 +65,8 @@ class StubState:
     webhook_base_url: str | None = None
     # Created calls advance initiated -> ringing -> in-progress on their own.
     auto_advance: bool = False
+    # Requests to refuse as Twilio does a bad one (400): "call-create", "participant-create".
+    refuse: set[str] = field(default_factory=set)
     # Answers to the callbacks the stub made: (url, form, status code, body).
     callbacks: list[tuple[str, dict[str, str], int, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -114,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _refuse(self) -> None:
+        self._send(400, {"code": 21210, "message": "Refused by the stub", "status": 400})
+
     def _authorised(self) -> bool:
         state = self.server.state
         expected = base64.b64encode(f"{state.account_sid}:{state.auth_token}".encode()).decode()
@@ -142,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(RecordedRequest(method, path, form, sid))
             state.changed.notify_all()
             if sid is None and method == "POST":
+                if "call-create" in state.refuse:
+                    self._refuse()
+                    return
                 sid = "CA" + secrets.token_hex(16)
                 state.calls[sid] = _new_call(form, fields)
                 self._send(201, _call_json(state, sid, state.calls[sid]))
@@ -195,6 +203,13 @@ class _Handler(BaseHTTPRequestHandler):
                     "page_size": 50,
                 },
             )
+            return
+        if (
+            match["participant"] is None
+            and method == "POST"
+            and "participant-create" in state.refuse
+        ):
+            self._refuse()
             return
         participant = match["participant"] or "CA" + secrets.token_hex(16)
         if match["participant"] is None and method == "POST":
@@ -250,6 +265,7 @@ class TwilioStubServer(ThreadingHTTPServer):
             self.state.calls.clear()
             self.state.gone.clear()
             self.state.callbacks.clear()
+            self.state.refuse.clear()
             self.state.webhook_base_url = None
             self.state.auto_advance = False
 

@@ -213,3 +213,15 @@ def test_an_agent_on_a_call_gets_no_offer_and_cannot_dial_out(
 
 def test_click_to_call_needs_a_signed_in_user(client, ann):
     assert client.post(f"/api/v1/customers/{ann.id}/call", json={}).status_code == 401
+
+
+def test_twilio_refusing_the_agent_leg_is_a_502_and_frees_the_agent(
+    client, auth_header, alice, ann, twilio_stub
+):
+    twilio_stub.state.refuse.add("call-create")
+    response = _start(client, auth_header, alice, ann)
+    assert response.status_code == 502, response.get_json()
+    assert response.get_json()["error"]["code"] == "upstream_error"
+    (attempt,) = db.session.scalars(sa.select(Interaction)).all()
+    assert attempt.status == "ended" and attempt.outcome == "failed"
+    assert _load(alice) == 0 and _fresh(User, alice.id).status == "available"

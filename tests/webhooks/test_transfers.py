@@ -439,3 +439,25 @@ def test_supervisor_may_run_a_consult(client, live_call, auth_header, create_use
     ).status_code == 200
     assert client.post(base + "/consult/complete", headers=auth_header(sam)).status_code == 200
     assert _fresh(Interaction, interaction.id).agent_id == bob.id
+
+
+def test_twilio_refusing_the_consult_leg_is_a_502_that_changes_nothing(
+    client, live_call, auth_header, create_user, twilio_stub
+):
+    interaction, alice, _ = live_call
+    bob = create_user("bob")
+    routing.set_agent_status(bob, "available")
+    twilio_stub.state.refuse.add("participant-create")
+    response = client.post(
+        f"/api/v1/interactions/{interaction.id}/consult",
+        json={"agent_id": bob.id},
+        headers=auth_header(alice),
+    )
+    assert response.status_code == 502, response.get_json()
+    assert response.get_json()["error"]["code"] == "upstream_error"
+    interaction = _fresh(Interaction, interaction.id)
+    assert interaction.consult_agent_id is None and interaction.on_hold is False
+    # The customer was put on hold for the consult, then taken off it again.
+    holds = [form["Hold"] for form in _participant_updates(twilio_stub, call_sid(1))]
+    assert holds == ["true", "false"]
+    assert _load(bob) == 0 and _status(bob) == "available"
