@@ -101,6 +101,8 @@ def test_click_to_call_end_to_end_with_calls_advancing_by_themselves(
     live = _eventually(lambda: _fresh(Interaction, interaction_id).status == "active")
     assert live, _fresh(Interaction, interaction_id).status
     interaction = _fresh(Interaction, interaction_id)
+    # The stub keeps the TwiML once the app's answer is back: the call may be live before.
+    assert _eventually(lambda: "twiml" in stub.state.calls.get(interaction.external_id, {}))
     agent_call = stub.state.calls[interaction.agent_call_sid]
     customer_call = stub.state.calls[interaction.external_id]
     assert agent_call["to"] == "client:alice" and customer_call["to"] == "+447700900200"
