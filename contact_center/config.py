@@ -31,6 +31,7 @@ ENV_VARS = (
     "SOCKETIO_ASYNC_MODE",
     "API_TOKEN_TTL_HOURS",
     "OFFER_TIMEOUT_S",
+    "OUTBOUND_WRAPUP_S",
 )
 
 
@@ -63,11 +64,13 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "SOCKETIO_ASYNC_MODE": "threading",
         "API_TOKEN_TTL_HOURS": 12,
         "OFFER_TIMEOUT_S": 15,
+        # Wrap-up after an agent's outbound call (inbound calls use their queue's).
+        "OUTBOUND_WRAPUP_S": 0,
         "TESTING": False,
     }
 
 
-_INT_KEYS = {"SMTP_PORT", "API_TOKEN_TTL_HOURS", "OFFER_TIMEOUT_S"}
+_INT_KEYS = {"SMTP_PORT", "API_TOKEN_TTL_HOURS", "OFFER_TIMEOUT_S", "OUTBOUND_WRAPUP_S"}
 _BOOL_KEYS = {"SMTP_STARTTLS", "DEMO_SIMULATOR"}
 
 

@@ -22,6 +22,8 @@ from contact_center.agents.models import User
 from contact_center.agents.services import create_user as create_user_service
 from contact_center.agents.services import issue_token
 from contact_center.extensions import db, socketio
+from contact_center.routing import services as routing
+from contact_center.routing.models import Interaction
 from contact_center.simulate.twilio_stub import TwilioStubServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -33,6 +35,8 @@ PUBLIC_BASE_URL = "http://cc.test"
 PASSWORD = "correct-horse-battery"  # noqa: S105
 INBOUND_SECRET = "test-inbound-secret"  # noqa: S105
 MAILGUN_KEY = "test-mailgun-signing-key"
+
+VOICE = "/webhooks/twilio/voice"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -110,15 +114,22 @@ def app_config(database_url, twilio_stub) -> dict[str, Any]:
 def app(app_config, twilio_stub) -> Iterator[Flask]:
     app = create_app(app_config)
     _clean(app)
-    twilio_stub.state.requests.clear()
-    twilio_stub.state.calls.clear()
-    twilio_stub.state.gone.clear()
+    twilio_stub.reset()
     with app.app_context():
         yield app
         db.session.remove()
     _clean(app)
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(app: Flask):
+    """The test app served over real HTTP from a background thread (see tests/live_server.py)."""
+    from tests.live_server import serve  # it imports this module: import it when used
+
+    with serve(app) as server:
+        yield server
 
 
 @pytest.fixture
@@ -291,3 +302,28 @@ def post_mail(client) -> Callable[..., Any]:
         )
 
     return post
+
+
+@pytest.fixture
+def live_call(app, twilio_post, create_user, agent_socket):
+    """A call answered by alice, caller in the conference."""
+    routing.create_queue(name="General", channels=["voice"], is_default=True)
+    routing.create_queue(name="Billing", channels=["voice"])
+    db.session.commit()
+    alice = create_user("alice")
+    socket = agent_socket(alice)
+    socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    twilio_post(VOICE, {"CallSid": call_sid(1), "From": "+447700900123", "To": "+4420"})
+    offer = next(e["args"][0] for e in socket.get_received("/agent") if e["name"] == "offer")
+    socket.emit(
+        "accept", {"reservation_id": offer["reservation_id"]}, namespace="/agent", callback=True
+    )
+    twilio_post(
+        f"{VOICE}/connect/{offer['reservation_id']}",
+        {"CallSid": call_sid(1)},
+        query={"leg": "caller"},
+    )
+    interaction = db.session.get(Interaction, offer["interaction"]["id"])
+    db.session.refresh(interaction)
+    assert interaction.status == "active" and interaction.agent_call_sid
+    return interaction, alice, socket

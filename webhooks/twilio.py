@@ -97,6 +97,10 @@ def malformed(error: ValidationError):
     )
 
 
+class OutboundArgs(Schema):
+    leg = fields.String(required=True, validate=validate.OneOf(("agent", "customer")))
+
+
 def signed(view: Callable) -> Callable:
     """Refuse (403) a request whose X-Twilio-Signature does not match our auth token."""
 
@@ -308,13 +312,61 @@ def connect(reservation_id: str):
     )
 
 
+@bp.post("/voice/outbound/<int:interaction_id>")
+@signed
+def outbound(interaction_id: int):
+    """TwiML for an agent's outbound call: the agent joins the conference, then the customer.
+
+    The agent's leg answering is what rings the customer, so a customer never picks up to
+    an empty line; a retried delivery gets the same TwiML and dials no one twice.
+    """
+    leg = OutboundArgs().load(request.args)["leg"]
+    form = _TwilioForm().load(request.form)
+    key = f"outbound:{form['CallSid']}:{leg}"
+    if (earlier := replay(key)) is not None:
+        return earlier
+    interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
+    # The leg's CallSid may not be recorded yet: Twilio can call back before dial() returns.
+    known = None
+    if interaction is not None:
+        known = interaction.agent_call_sid if leg == "agent" else interaction.external_id
+    if (
+        interaction is None
+        or interaction.direction != "outbound"
+        or interaction.status != "connecting"
+        or known not in (None, form["CallSid"])
+    ):
+        return _commit_once(
+            key, twiml.say_and_hang_up("Sorry, this call can no longer be connected."), None
+        )
+    conference = control.conference_name(interaction)
+    if leg == "agent":
+        interaction.agent_call_sid = form["CallSid"]
+        who = interaction.customer.name if interaction.customer else "the customer"
+        body = twiml.conference_response(conference, ends_on_exit=True, whisper=f"Calling {who}.")
+        after = (
+            None
+            if interaction.external_id
+            else functools.partial(control.dial_customer, interaction)
+        )
+        return _commit_once(key, body, after)
+    interaction.external_id = form["CallSid"]
+    body = twiml.conference_response(conference, ends_on_exit=True)
+    return _commit_once(key, body, functools.partial(routing.interaction_joined, interaction))
+
+
 @bp.post("/voice/requeue/<int:interaction_id>")
 @signed
 def requeue(interaction_id: int):
     """TwiML for a transferred caller: wait again in the interaction's (new) queue."""
     _TwilioForm().load(request.form)
     interaction = db.session.get(Interaction, interaction_id)
-    if interaction is None or interaction.queue is None or interaction.status != "queued":
+    # "offered": the transfer's target may be ringing before Twilio fetches this TwiML.
+    if (
+        interaction is None
+        or interaction.queue is None
+        or interaction.status not in ("queued", "offered")
+    ):
         return _twiml(twiml.say_and_hang_up("Sorry, we could not transfer your call."))
     return _twiml(ivr.hold_in_queue(interaction.queue.name, "Please hold while we transfer you."))
 

@@ -1,6 +1,8 @@
 """`/api/v1/customers`: create, read, update, search, history."""
 
+from flask import g
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
 
 from contact_center.agents.auth import require_role
 from contact_center.customers import services
@@ -11,6 +13,9 @@ from contact_center.customers.schemas import (
     CustomerUpdateSchema,
     ScreenPopSchema,
 )
+from contact_center.ivr import control
+from contact_center.routing import services as routing
+from contact_center.routing.schemas import InteractionSchema
 
 blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers")
 
@@ -58,3 +63,21 @@ def update_customer(data: dict, customer_id: int):
 def customer_history(customer_id: int):
     """The screen pop: open tickets, complaints, recent interactions, notes, satisfaction."""
     return services.history(services.get_customer(customer_id))
+
+
+class CallCustomerSchema(Schema):
+    phone = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "One of the customer's numbers; default: their first"},
+    )
+
+
+@blp.post("/<int:customer_id>/call")
+@require_role("agent")
+@blp.arguments(CallCustomerSchema)
+@blp.response(201, InteractionSchema)
+def call_customer(data: dict, customer_id: int):
+    """Click-to-call: ring the signed-in agent, then the customer, into one conference."""
+    customer = services.get_customer(customer_id)
+    return routing.interaction_payload(control.call_customer(g.user, customer, data["phone"]))

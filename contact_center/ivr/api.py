@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import g
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from contact_center.agents.auth import require_role
+from contact_center.agents.models import User
 from contact_center.errors import APIError, NotFound
 from contact_center.extensions import db
 from contact_center.fields import StrictBoolean, UTCDateTime
@@ -29,7 +30,20 @@ class HoldSchema(Schema):
 
 
 class TransferSchema(Schema):
-    queue_id = fields.Integer(required=True, strict=True)
+    queue_id = fields.Integer(strict=True, metadata={"description": "Transfer to this queue"})
+    agent_id = fields.Integer(
+        strict=True,
+        metadata={"description": "Transfer to this agent (one offer, then the call's queue)"},
+    )
+
+    @validates_schema
+    def one_target(self, data: dict, **kwargs) -> None:
+        if len([key for key in ("queue_id", "agent_id") if data.get(key) is not None]) != 1:
+            raise ValidationError("Give exactly one of queue_id or agent_id.", "_schema")
+
+
+class ConsultSchema(Schema):
+    agent_id = fields.Integer(required=True, strict=True)
 
 
 class MonitorSchema(Schema):
@@ -65,17 +79,61 @@ def hold(data: dict, interaction_id: int):
     return routing.interaction_payload(interaction)
 
 
+def _agent(agent_id: int) -> User:
+    """A user who can take calls, or 422 naming agent_id."""
+    user = db.session.get(User, agent_id)
+    if user is None or not user.is_active_user:
+        raise APIError(422, "Unknown agent.", fields={"agent_id": ["No such agent."]})
+    return user
+
+
 @calls_blp.post("/<int:interaction_id>/transfer")
 @require_role("agent")
 @calls_blp.arguments(TransferSchema)
 @calls_blp.response(200, InteractionSchema)
 def transfer(data: dict, interaction_id: int):
-    """Blind transfer to a queue: the caller waits there again; the agent is freed."""
+    """Blind transfer to a queue or an agent: the caller waits again; the agent wraps up.
+
+    An agent is offered the call once (within the preferred-agent window); if they decline,
+    miss it or are not free in time, it goes to the call's queue.
+    """
     interaction = _controllable(interaction_id)
+    if data.get("agent_id") is not None:
+        return routing.interaction_payload(
+            control.transfer(interaction, agent=_agent(data["agent_id"]))
+        )
     queue = db.session.get(Queue, data["queue_id"])
     if queue is None:
         raise APIError(422, "Unknown queue.", fields={"queue_id": ["No such queue."]})
     return routing.interaction_payload(control.transfer(interaction, queue))
+
+
+@calls_blp.post("/<int:interaction_id>/consult")
+@require_role("agent")
+@calls_blp.arguments(ConsultSchema)
+@calls_blp.response(200, InteractionSchema)
+def consult(data: dict, interaction_id: int):
+    """Warm transfer: hold the customer and dial another agent (signed in, free) into the call."""
+    interaction = _controllable(interaction_id)
+    return routing.interaction_payload(control.consult(interaction, _agent(data["agent_id"])))
+
+
+@calls_blp.post("/<int:interaction_id>/consult/complete")
+@require_role("agent")
+@calls_blp.response(200, InteractionSchema)
+def complete_consult(interaction_id: int):
+    """Hand the call to the consulted agent: the consulting agent leaves and wraps up."""
+    interaction = _controllable(interaction_id)
+    return routing.interaction_payload(control.complete_consult(interaction))
+
+
+@calls_blp.post("/<int:interaction_id>/consult/cancel")
+@require_role("agent")
+@calls_blp.response(200, InteractionSchema)
+def cancel_consult(interaction_id: int):
+    """Call the consult off: the consulted agent hangs up, the customer comes off hold."""
+    interaction = _controllable(interaction_id)
+    return routing.interaction_payload(control.cancel_consult(interaction))
 
 
 @calls_blp.post("/<int:interaction_id>/monitor")

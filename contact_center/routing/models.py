@@ -26,6 +26,8 @@ OUTCOMES = (
     "self_service",
     "transferred",
     "hung_up_in_ivr",
+    "busy",
+    "no_answer",
     "closed",
 )
 RESERVATION_STATUSES = ("pending", "accepted", "rejected", "timeout", "revoked")
@@ -89,6 +91,8 @@ class Interaction(db.Model):
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
     preferred_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A transfer to an agent offers it to them once: a decline or timeout goes to the queue.
+    preferred_single_offer: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Overflow steps applied so far (tier = relaxations applied).
     overflow_step: Mapped[int] = mapped_column(default=0)
     # When it entered its current queue: overflow steps count from here.
@@ -106,6 +110,16 @@ class Interaction(db.Model):
     on_hold: Mapped[bool] = mapped_column(default=False)
     hold_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hold_s: Mapped[int] = mapped_column(default=0)
+    # A warm transfer in progress: the agent consulted (their voice slot is taken) and their leg.
+    consult_agent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    consult_call_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    # An agent who handed the call on (transfer) keeps their slot for wrap-up until then.
+    handoff_agent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    handoff_wrapup_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Where a caller stood when they left the queue, and why they left (callback, voicemail).
     left_at_position: Mapped[int | None] = mapped_column()
     leave_reason: Mapped[str | None] = mapped_column(sa.String(20))
@@ -148,6 +162,8 @@ class Interaction(db.Model):
         remote_side=[id], foreign_keys=[origin_interaction_id]
     )
     preferred_agent: Mapped[User | None] = relationship(foreign_keys=[preferred_agent_id])
+    consult_agent: Mapped[User | None] = relationship(foreign_keys=[consult_agent_id])
+    handoff_agent: Mapped[User | None] = relationship(foreign_keys=[handoff_agent_id])
 
 
 class Reservation(db.Model):

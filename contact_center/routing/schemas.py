@@ -134,6 +134,9 @@ class InteractionSchema(Schema):
     hold_s = fields.Integer()
     recording_paused = fields.Boolean()
     ticket_id = fields.Integer(allow_none=True)
+    consult_agent_id = fields.Integer(
+        allow_none=True, metadata={"description": "The agent being consulted (warm transfer)"}
+    )
     reservations = fields.List(fields.Nested(ReservationSchema))
 
 

@@ -404,6 +404,7 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
         "hold_s": interaction.hold_s,
         "recording_paused": interaction.recording_paused,
         "ticket_id": interaction.ticket_id,
+        "consult_agent_id": interaction.consult_agent_id,
     }
 
 
@@ -450,7 +451,37 @@ def held_interactions(agent: User) -> list[dict[str, Any]]:
                 "screen_pop": screen_pop(interaction),
             }
         )
+    handed_on = db.session.scalars(
+        sa.select(Interaction).where(
+            Interaction.handoff_agent_id == agent.id,
+            Interaction.handoff_wrapup_until.is_not(None),
+            Interaction.agent_id.is_distinct_from(agent.id),
+        )
+    ).all()
+    for interaction in handed_on:
+        result.append(
+            {
+                "reservation_id": None,
+                "interaction": handoff_view(interaction, agent),
+                "screen_pop": screen_pop(interaction),
+            }
+        )
     return result
+
+
+def handoff_view(interaction: Interaction, agent: User) -> dict[str, Any]:
+    """An interaction as the agent who handed it on sees it: in their wrap-up, then ended."""
+    payload = interaction_payload(interaction)
+    in_wrapup = (
+        interaction.handoff_agent_id == agent.id and interaction.handoff_wrapup_until is not None
+    )
+    payload.update(
+        agent_id=agent.id,
+        status="wrapup" if in_wrapup else "ended",
+        outcome="transferred",
+        wrapup_until=isoformat(interaction.handoff_wrapup_until) if in_wrapup else None,
+    )
+    return payload
 
 
 def pending_offer(agent: User) -> Reservation | None:
@@ -510,11 +541,28 @@ def reservation_payload(reservation: Reservation) -> dict[str, Any]:
 
 def _derive_status(agent: User, now: datetime) -> None:
     """What the agent is doing: busy > reserved > wrap-up > their chosen presence."""
-    holding = db.session.scalars(
-        sa.select(Interaction.status).where(
-            Interaction.agent_id == agent.id, Interaction.status.in_(HOLDING_STATUSES)
+    rows = db.session.execute(
+        sa.select(Interaction.status, Interaction.agent_id, Interaction.consult_agent_id).where(
+            sa.or_(
+                sa.and_(Interaction.agent_id == agent.id, Interaction.status.in_(HOLDING_STATUSES)),
+                sa.and_(
+                    Interaction.consult_agent_id == agent.id,
+                    Interaction.status.in_(LIVE_STATUSES),
+                ),
+                sa.and_(
+                    Interaction.handoff_agent_id == agent.id,
+                    Interaction.handoff_wrapup_until.is_not(None),
+                ),
+            )
         )
     ).all()
+    holding = [
+        # A consult is a live call of the consulted agent; a hand-off is their wrap-up.
+        row.status
+        if row.agent_id == agent.id
+        else ("active" if row.consult_agent_id == agent.id else "wrapup")
+        for row in rows
+    ]
     pending = db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Reservation)
@@ -589,6 +637,10 @@ def _close_offer(
     reservation.reason = reason
     if interaction.status == "offered":
         interaction.status = "queued"
+    # A transfer to one agent is offered to them once; declined or missed, the queue takes it.
+    single_offer = interaction.preferred_single_offer and resolved.waiting_key.startswith(
+        f"{TAG}:pw:"
+    )
     if outcome in ("rejected", "timeout"):
         agent.idle_since = now  # the agent goes to the back of the idle line
     queue = interaction.queue
@@ -602,7 +654,10 @@ def _close_offer(
     emit_to_agent(agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason})
     _emit_status(agent)
     _make_available(agent)
-    _reoffer(resolved.waiting_key)
+    if single_offer and interaction.status == "queued" and _end_preference(interaction):
+        _offer_placed(interaction)
+    else:
+        _reoffer(resolved.waiting_key)
     _offer_agent(agent)
     return reservation
 
@@ -801,6 +856,7 @@ def queue_waiting(
     interaction.enqueued_at = now
     interaction.queue_entered_at = now
     interaction.overflow_step = 0  # the new queue's steps count from now
+    interaction.preferred_single_offer = False
     interaction.queue_score = policy.queue_score(
         now, priority=priority, customer_tier=customer.tier if customer else None
     )
@@ -956,15 +1012,26 @@ def _preferred_expired(interaction_id: int) -> None:
     interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
     if interaction is None or interaction.status not in ("queued", "offered"):
         return
-    key = waiting_key(_pool_of(interaction))
-    if interaction.status == "offered" or not _store().move(interaction.id, key):
+    if interaction.status == "offered" or not _end_preference(interaction):
         # Ringing (or being matched) now: decide again shortly, once it is back waiting.
         db.session.rollback()
         _store().add_timer(f"preferred:{interaction_id}", utcnow().timestamp() + STEP_RETRY_S)
         return
-    interaction.preferred_until = None
-    db.session.commit()
     _offer_placed(interaction)
+
+
+def _end_preference(interaction: Interaction) -> bool:
+    """Move a waiting interaction from its preferred agent's set to its queue's pool (committed).
+
+    False when it is not waiting there now (matched meanwhile): nothing changes.
+    """
+    if not _store().move(interaction.id, waiting_key(_pool_of(interaction))):
+        return False
+    interaction.preferred_until = None
+    interaction.preferred_single_offer = False
+    db.session.commit()
+    _store().cancel_timer(f"preferred:{interaction.id}")
+    return True
 
 
 def interaction_by_external_id(external_id: str) -> Interaction | None:
@@ -981,11 +1048,14 @@ def call_status(call_sid: str, status: str, duration_s: int | None) -> Interacti
         .with_for_update()
     )
     if interaction is None:
-        return None
+        # A consulted agent's leg is known by its own column.
+        return _other_leg_ended(call_sid, status) if status in FINAL_CALL_STATUSES else None
     customer_leg = interaction.external_id == call_sid
     _note_leg_time(interaction, status, customer_leg)
     if not customer_leg or status not in FINAL_CALL_STATUSES:
         db.session.commit()
+        if not customer_leg and status in FINAL_CALL_STATUSES:
+            return _other_leg_ended(call_sid, status) or interaction
         return interaction
     if interaction.status in ("queued", "offered"):
         return abandon(interaction)
@@ -995,7 +1065,12 @@ def call_status(call_sid: str, status: str, duration_s: int | None) -> Interacti
         interaction.ended_at = utcnow()
         db.session.commit()
         return interaction
-    if interaction.status in LIVE_STATUSES:
+    if _unanswered_outbound(interaction):
+        # The customer never joined: say why, and free the agent waiting in the conference.
+        outcome = {"busy": "busy", "no-answer": "no_answer"}.get(status, "failed")
+        _end(interaction, outcome, 0, wrapup=False)
+        _hang_up_leg(interaction, interaction.agent_call_sid)
+    elif interaction.status in LIVE_STATUSES:
         _end(interaction, "answered", duration_s)
     return interaction
 
@@ -1008,6 +1083,46 @@ def _note_leg_time(interaction: Interaction, status: str, customer_leg: bool) ->
     field = field if customer_leg else f"agent_{field}"
     if getattr(interaction, field) is None:
         setattr(interaction, field, utcnow())
+
+
+def _unanswered_outbound(interaction: Interaction) -> bool:
+    return (
+        interaction.channel == "voice"
+        and interaction.direction == "outbound"
+        and interaction.status == "connecting"
+    )
+
+
+def _other_leg_ended(call_sid: str, status: str) -> Interaction | None:
+    """A leg other than the customer's ended: a consulted agent's, or an outbound agent's."""
+    consulted = db.session.scalar(
+        sa.select(Interaction)
+        .where(Interaction.consult_call_sid == call_sid, Interaction.status.in_(LIVE_STATUSES))
+        .with_for_update()
+    )
+    if consulted is not None:
+        end_consult(consulted, f"consulted agent's leg {status}")
+        return consulted
+    calling = db.session.scalar(
+        sa.select(Interaction)
+        .where(Interaction.agent_call_sid == call_sid, Interaction.direction == "outbound")
+        .with_for_update()
+    )
+    if calling is not None and _unanswered_outbound(calling):
+        # The agent's own leg failed or hung up before the customer joined.
+        _end(calling, "failed", 0, wrapup=False)
+        _hang_up_leg(calling, calling.external_id)
+        return calling
+    return None
+
+
+def _hang_up_leg(interaction: Interaction, call_sid: str | None) -> None:
+    if not call_sid:
+        return
+    try:
+        calls.hang_up(call_sid)
+    except TwilioRestException as exc:
+        log.info("leg of interaction %s already gone: %s", interaction.id, exc.msg)
 
 
 def abandon(interaction: Interaction) -> Interaction:
@@ -1090,7 +1205,9 @@ def leave_queue(interaction: Interaction, outcome: str, reason: str) -> Interact
     return interaction
 
 
-def _end(interaction: Interaction, outcome: str, duration_s: int | None) -> None:
+def _end(
+    interaction: Interaction, outcome: str, duration_s: int | None, *, wrapup: bool = True
+) -> None:
     """The conversation is over: wrap-up starts (or the slot frees at once without wrap-up)."""
     now = utcnow()
     interaction.outcome = outcome
@@ -1099,7 +1216,12 @@ def _end(interaction: Interaction, outcome: str, duration_s: int | None) -> None
         start = interaction.answered_at or interaction.created_at
         duration_s = int((now - start).total_seconds())
     interaction.duration_s = duration_s
-    wrapup_s = interaction.queue.wrapup_s if interaction.queue else 0
+    _stop_hold(interaction, now)
+    consulted = interaction.consult_agent
+    interaction.consult_agent_id = None
+    interaction.consult_agent = None
+    interaction.consult_call_sid = None
+    wrapup_s = _wrapup_s(interaction) if wrapup else 0
     agent = interaction.agent
     if agent is not None and wrapup_s > 0:
         interaction.status = "wrapup"
@@ -1111,6 +1233,9 @@ def _end(interaction: Interaction, outcome: str, duration_s: int | None) -> None
     db.session.commit()
     if interaction.queue_id is not None and duration_s:
         _store().record_handle_time(interaction.queue_id, duration_s + wrapup_s)
+    if consulted is not None:  # the customer left mid-consult: the consulted agent is free
+        emit_to_agent(consulted.id, "consult_ended", _consult_payload(interaction, "call ended"))
+        _release_slot(consulted, interaction, event="consult_ended")
     if agent is None:
         return
     emit_to_agent(agent.id, "interaction_ended", interaction_payload(interaction))
@@ -1136,20 +1261,243 @@ def _release_slot(agent: User, interaction: Interaction, event: str = "completed
     _offer_agent(agent)
 
 
-def transfer_to_queue(interaction: Interaction, queue: Queue) -> Interaction:
-    """A blind transfer: the agent is freed and the caller waits again, in `queue`."""
+def _wrapup_s(interaction: Interaction) -> int:
+    """Wrap-up after this interaction: its queue's, or OUTBOUND_WRAPUP_S without a queue."""
+    if interaction.queue is not None:
+        return interaction.queue.wrapup_s
+    return int(current_app.config["OUTBOUND_WRAPUP_S"])
+
+
+def _stop_hold(interaction: Interaction, now: datetime) -> None:
+    """Take the customer off hold in the record, counting the hold time."""
+    if interaction.on_hold and interaction.hold_started_at is not None:
+        interaction.hold_s += int((now - interaction.hold_started_at).total_seconds())
+    interaction.on_hold = False
+    interaction.hold_started_at = None
+
+
+def check_transferable(interaction: Interaction) -> User:
+    """The agent handing a live call on; 409 when it cannot be handed on now."""
     if interaction.status not in LIVE_STATUSES or interaction.agent is None:
         raise Conflict("Only a live interaction with an agent can be transferred.")
-    agent = interaction.agent
+    if interaction.consult_agent_id is not None:
+        raise Conflict("A consultation is in progress: complete or cancel it first.")
+    return interaction.agent
+
+
+def transfer_to_queue(interaction: Interaction, queue: Queue) -> Interaction:
+    """A blind transfer: the agent goes to wrap-up and the caller waits again, in `queue`."""
+    return _transfer(interaction, queue, None)
+
+
+def transfer_to_agent(interaction: Interaction, target: User, queue: Queue) -> Interaction:
+    """A blind transfer to one agent: offered to them once, then to `queue` if not taken."""
+    if target.presence == "offline" or not target.is_active_user:
+        raise Conflict(f"{target.display_name} is not signed in.")
+    if (target.capacity or {}).get("voice", 0) <= 0:
+        raise Conflict(f"{target.display_name} takes no calls.")
+    if target.id == interaction.agent_id:
+        raise Conflict("The call is already with that agent.")
+    return _transfer(interaction, queue, target)
+
+
+def _transfer(interaction: Interaction, queue: Queue, target: User | None) -> Interaction:
+    agent = check_transferable(interaction)
+    _finish_handoff(interaction)  # an earlier hand-off's wrap-up ends now
+    now = utcnow()
+    _stop_hold(interaction, now)
     interaction.agent_id = None
     interaction.agent = None
-    interaction.on_hold = False
     queue_waiting(interaction, queue, priority=interaction.priority)
+    if target is not None:
+        interaction.preferred_agent_id = target.id
+        interaction.preferred_agent = target
+        interaction.preferred_until = now + timedelta(seconds=PREFERRED_AGENT_S)
+        interaction.preferred_single_offer = True
+    _stage_handoff(interaction, agent, now)
+    _derive_status(agent, now)
     db.session.commit()
-    emit_to_agent(agent.id, "interaction_ended", interaction_payload(interaction))
-    _release_slot(agent, interaction, event="transferred")
+    _after_handoff(interaction, agent)
     enqueue(interaction)
     return interaction
+
+
+def _stage_handoff(interaction: Interaction, agent: User, now: datetime) -> None:
+    """The agent handing the call on wraps up as after a normal end (staged, not committed)."""
+    wrapup_s = _wrapup_s(interaction)
+    if wrapup_s > 0:
+        interaction.handoff_agent_id = agent.id
+        interaction.handoff_agent = agent
+        interaction.handoff_wrapup_until = now + timedelta(seconds=wrapup_s)
+
+
+def _after_handoff(interaction: Interaction, agent: User) -> None:
+    """After the commit: the handing-on agent's console, their wrap-up timer or free slot."""
+    _store().event("transferred", interaction=interaction.id, agent=agent.id)
+    emit_to_agent(agent.id, "interaction_ended", handoff_view(interaction, agent))
+    if interaction.handoff_agent_id == agent.id and interaction.handoff_wrapup_until:
+        _emit_status(agent)
+        _store().add_timer(
+            f"handoff:{interaction.id}", interaction.handoff_wrapup_until.timestamp()
+        )
+    else:
+        _release_slot(agent, interaction, event="handed_on")
+
+
+def _finish_handoff(interaction: Interaction) -> None:
+    """The wrap-up of the agent who handed the call on is over: their slot is free."""
+    agent = interaction.handoff_agent
+    if agent is None or interaction.handoff_wrapup_until is None:
+        return
+    interaction.handoff_agent_id = None
+    interaction.handoff_agent = None
+    interaction.handoff_wrapup_until = None
+    db.session.commit()
+    _store().cancel_timer(f"handoff:{interaction.id}")
+    emit_to_agent(agent.id, "interaction_updated", handoff_view(interaction, agent))
+    _release_slot(agent, interaction)
+
+
+def finish_handoff_timer(interaction_id: int) -> None:
+    """The hand-off wrap-up time is over."""
+    interaction = db.session.get(Interaction, interaction_id, with_for_update=True)
+    if interaction is not None:
+        _finish_handoff(interaction)
+
+
+# ---------------------------------------------------------------- warm transfer
+
+
+def _consult_payload(interaction: Interaction, reason: str | None = None) -> dict[str, Any]:
+    payload = {
+        "interaction_id": interaction.id,
+        "from_agent": interaction.agent.display_name if interaction.agent else None,
+        "from_agent_id": interaction.agent_id,
+        "interaction": interaction_payload(interaction),
+        "screen_pop": screen_pop(interaction),
+    }
+    if reason:
+        payload["reason"] = reason
+    return payload
+
+
+def check_consult(interaction: Interaction, target: User) -> None:
+    """409 unless `target` can be consulted on this live call now."""
+    check_transferable(interaction)
+    if target.id == interaction.agent_id:
+        raise Conflict("An agent cannot consult themselves.")
+    if target.presence == "offline" or not target.is_active_user:
+        raise Conflict(f"{target.display_name} is not signed in.")
+
+
+def take_voice_slot(agent: User) -> None:
+    """Take a free voice slot of the agent's capacity (for a consult or an outbound call)."""
+    store = get_store()
+    if not store.take_slot(agent.id, "voice"):
+        raise Conflict(f"{agent.display_name} has no free voice capacity.")
+
+
+def give_back_voice_slot(agent: User) -> None:
+    """Undo `take_voice_slot` when the call could not be placed."""
+    _store().change_load(agent.id, "voice", -1)
+    _make_available(agent)
+    _offer_agent(agent)
+
+
+def start_consult(interaction: Interaction, target: User, call_sid: str) -> Interaction:
+    """Record a consult whose leg is being dialled: the customer is on hold meanwhile."""
+    now = utcnow()
+    interaction.consult_agent_id = target.id
+    interaction.consult_agent = target
+    interaction.consult_call_sid = call_sid
+    if not interaction.on_hold:
+        interaction.on_hold = True
+        interaction.hold_started_at = now
+    _derive_status(target, now)
+    db.session.commit()
+    _store().event("consult", interaction=interaction.id, agent=target.id)
+    emit_to_agent(target.id, "consult", _consult_payload(interaction))
+    _emit_status(target)
+    _emit_interaction(interaction)
+    return interaction
+
+
+def end_consult(interaction: Interaction, reason: str) -> Interaction:
+    """The consult is over without a transfer: the consulted agent's slot is free again."""
+    target = interaction.consult_agent
+    if target is None:
+        raise Conflict("No consultation is in progress.")
+    interaction.consult_agent_id = None
+    interaction.consult_agent = None
+    interaction.consult_call_sid = None
+    db.session.commit()
+    emit_to_agent(target.id, "consult_ended", _consult_payload(interaction, reason))
+    _emit_interaction(interaction)
+    _release_slot(target, interaction, event="consult_ended")
+    return interaction
+
+
+def complete_consult(interaction: Interaction) -> Interaction:
+    """The consulted agent takes the call over; the consulting agent goes to wrap-up."""
+    target = interaction.consult_agent
+    if target is None:
+        raise Conflict("No consultation is in progress.")
+    agent = interaction.agent
+    _finish_handoff(interaction)
+    now = utcnow()
+    _stop_hold(interaction, now)
+    interaction.agent_id = target.id
+    interaction.agent = target
+    interaction.agent_call_sid = interaction.consult_call_sid
+    interaction.consult_agent_id = None
+    interaction.consult_agent = None
+    interaction.consult_call_sid = None
+    if agent is not None:
+        _stage_handoff(interaction, agent, now)
+        _derive_status(agent, now)
+    _derive_status(target, now)
+    db.session.commit()
+    # The consult's slot of the target's capacity is now this call's: no load changes.
+    if agent is not None:
+        _after_handoff(interaction, agent)
+    emit_to_agent(target.id, "assigned", {"interaction_id": interaction.id, "reservation_id": None})
+    _emit_interaction(interaction)
+    _emit_status(target)
+    return interaction
+
+
+# ---------------------------------------------------------------- outbound calls
+
+
+def start_outbound_call(agent: User, customer_id: int, phone: str) -> Interaction:
+    """An agent calls a customer: the interaction holds the agent's voice slot (committed)."""
+    take_voice_slot(agent)
+    now = utcnow()
+    interaction = Interaction(
+        channel="voice",
+        direction="outbound",
+        from_address=current_app.config["TWILIO_CALLER_ID"],
+        to_address=phone,
+        customer_id=customer_id,
+        required_skills={},
+        status="connecting",
+        agent_id=agent.id,
+        agent=agent,
+        created_at=now,
+    )
+    db.session.add(interaction)
+    _derive_status(agent, now)
+    db.session.commit()
+    _store().event("outbound", interaction=interaction.id, agent=agent.id)
+    _emit_interaction(interaction)
+    _emit_status(agent)
+    log.info("agent %s calls %s (interaction %s)", agent.id, mask(phone), interaction.id)
+    return interaction
+
+
+def outbound_failed(interaction: Interaction) -> None:
+    """The agent's leg could not be placed: the attempt ends as failed, the agent is free."""
+    _end(interaction, "failed", 0, wrapup=False)
 
 
 def _agent_interaction(agent: User, interaction_id: int) -> Interaction:
@@ -1182,7 +1530,15 @@ def complete(
 
 
 def wrapup_done(agent: User, interaction_id: int) -> User:
-    """The agent ends wrap-up for an interaction early."""
+    """The agent ends wrap-up for an interaction early (also one they handed on)."""
+    handed_on = db.session.get(Interaction, interaction_id, with_for_update=True)
+    if (
+        handed_on is not None
+        and handed_on.handoff_agent_id == agent.id
+        and handed_on.agent_id != agent.id
+    ):
+        _finish_handoff(handed_on)
+        return agent
     interaction = _agent_interaction(agent, interaction_id)
     if interaction.status != "wrapup":
         raise Conflict("The interaction is not in wrap-up.")
@@ -1227,6 +1583,8 @@ def run_due_timers(now: float | None = None, limit: int = 100) -> int:
                 _preferred_expired(int(rest))
             elif kind == "wrapup":
                 finish_wrapup_timer(int(rest))
+            elif kind == "handoff":
+                finish_handoff_timer(int(rest))
             elif kind == "disconnect":
                 _disconnect_grace_over(int(rest))
             elif kind == "mail":
@@ -1333,6 +1691,13 @@ def rebuild_state(force: bool = False) -> dict[str, int]:
 
         for message_id in unsent_message_ids():  # their jobs were in the Redis that was lost
             store.add_timer(f"mail:{message_id}", now.timestamp())
+        handed_on = db.session.scalars(
+            sa.select(Interaction).where(Interaction.handoff_wrapup_until.is_not(None))
+        ).all()
+        for interaction in handed_on:
+            store.add_timer(
+                f"handoff:{interaction.id}", interaction.handoff_wrapup_until.timestamp()
+            )
         store.mark_built()
     for reservation in pending:
         emit_to_agent(
@@ -1348,11 +1713,25 @@ def rebuild_state(force: bool = False) -> dict[str, int]:
 
 
 def _loads_from_database() -> dict[int, dict[str, int]]:
-    rows = db.session.execute(
+    """Slots each agent holds: their interactions, calls they are consulted on, hand-offs."""
+    held = (
         sa.select(Interaction.agent_id, Interaction.channel, sa.func.count())
         .where(Interaction.status.in_(HOLDING_STATUSES), Interaction.agent_id.is_not(None))
         .group_by(Interaction.agent_id, Interaction.channel)
-    ).all()
+    )
+    consulted = (
+        sa.select(Interaction.consult_agent_id, Interaction.channel, sa.func.count())
+        .where(Interaction.status.in_(LIVE_STATUSES), Interaction.consult_agent_id.is_not(None))
+        .group_by(Interaction.consult_agent_id, Interaction.channel)
+    )
+    handed_on = (
+        sa.select(Interaction.handoff_agent_id, Interaction.channel, sa.func.count())
+        .where(
+            Interaction.handoff_wrapup_until.is_not(None), Interaction.handoff_agent_id.is_not(None)
+        )
+        .group_by(Interaction.handoff_agent_id, Interaction.channel)
+    )
+    rows = [row for query in (held, consulted, handed_on) for row in db.session.execute(query)]
     loads: dict[int, dict[str, int]] = {}
     for agent_id, channel, count in rows:
         key = policy.capacity_channel(channel)

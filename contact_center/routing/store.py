@@ -197,6 +197,16 @@ redis.call('HSET', KEYS[1], ARGV[1], KEYS[3])
 return 1
 """
 
+# Take one slot of an agent's channel capacity if one is free (a consult, an outbound call).
+# ARGV: "agent:channel". KEYS: LOAD, CAP
+TAKE_SLOT = """
+local load = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local cap = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if load >= cap then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1
+"""
+
 # Claim due timers atomically: each fires in exactly one process.
 # ARGV: now, limit. KEYS: TIMERS
 CLAIM_TIMERS = """
@@ -253,6 +263,7 @@ class RoutingStore:
         self._resolve = client.register_script(RESOLVE)
         self._claim = client.register_script(CLAIM_TIMERS)
         self._move = client.register_script(MOVE)
+        self._take_slot = client.register_script(TAKE_SLOT)
 
     # interactions
     def enqueue(self, key: str, interaction_id: int, score: float) -> None:
@@ -344,6 +355,10 @@ class RoutingStore:
 
     def change_load(self, agent_id: int, channel: str, delta: int) -> int:
         return int(self.redis.hincrby(LOAD, f"{agent_id}:{channel}", delta))
+
+    def take_slot(self, agent_id: int, channel: str) -> bool:
+        """Take a free slot of an agent's capacity outside routing; False when none is free."""
+        return bool(self._take_slot(keys=[LOAD, CAP], args=[f"{agent_id}:{channel}"]))
 
     def sockets(self, agent_id: int, delta: int) -> int:
         """Count an agent's open console sockets (across processes); never below zero."""

@@ -4,6 +4,13 @@ It speaks the part of Twilio's 2010-04-01 API we use (create, update and fetch C
 list Conferences, add and update their Participants, pause and resume their Recordings),
 checks HTTP basic auth like Twilio, and answers with Twilio-shaped JSON. Point
 TWILIO_API_BASE_URL at it. Run standalone: `python -m contact_center.simulate.twilio_stub`.
+
+Like Twilio it also calls back: `post_status()` posts a signed status callback to the
+StatusCallback URL a call was created with, `answer()` fetches a call's TwiML from its Url,
+and with `auto_advance` every created call goes initiated -> ringing -> in-progress by
+itself (posting the events its creator asked for, then fetching its TwiML). Callback URLs
+are signed as given (the app's PUBLIC_BASE_URL) and sent to `webhook_base_url` instead of
+their own host, which lets a test app on 127.0.0.1 play the public server.
 """
 
 from __future__ import annotations
@@ -15,10 +22,14 @@ import json
 import re
 import secrets
 import threading
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from twilio.request_validator import RequestValidator
 
 CONFERENCES_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Conferences"
@@ -28,6 +39,9 @@ CONFERENCES_PATH = re.compile(
 CALLS_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls(?:/(?P<sid>CA\w+))?\.json$"
 )
+# Twilio's StatusCallbackEvent names for the statuses a call passes through.
+EVENT_OF_STATUS = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 @dataclass
@@ -48,6 +62,14 @@ class StubState:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     # CallSids that answer 404, as Twilio does for a call that has already ended.
     gone: set[str] = field(default_factory=set)
+    # Where callbacks go: replaces the scheme and host of the URLs the app gave (None = as given).
+    webhook_base_url: str | None = None
+    # Created calls advance initiated -> ringing -> in-progress on their own.
+    auto_advance: bool = False
+    # Requests to refuse as Twilio does a bad one (400): "call-create", "participant-create".
+    refuse: set[str] = field(default_factory=set)
+    # Answers to the callbacks the stub made: (url, form, status code, body).
+    callbacks: list[tuple[str, dict[str, str], int, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
 
@@ -67,6 +89,20 @@ def _call_json(state: StubState, sid: str, call: dict[str, Any]) -> dict[str, An
     }
 
 
+def _new_call(form: dict[str, str], fields: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "to": form.get("To"),
+        "from": form.get("From"),
+        "url": form.get("Url"),
+        "status": "queued",
+        "direction": "outbound-api",
+        "status_callback": form.get("StatusCallback"),
+        # Without StatusCallbackEvent Twilio reports only the end of the call.
+        "events": set(fields.get("StatusCallbackEvent", [])),
+        "sequence": 0,
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: TwilioStubServer
 
@@ -80,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _refuse(self) -> None:
+        self._send(400, {"code": 21210, "message": "Refused by the stub", "status": 400})
 
     def _authorised(self) -> bool:
         state = self.server.state
@@ -102,20 +141,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode() if length else ""
-        form = {key: values[-1] for key, values in parse_qs(raw).items()}
+        fields = parse_qs(raw)
+        form = {key: values[-1] for key, values in fields.items()}
         sid = match["sid"]
         with state.changed:
             state.requests.append(RecordedRequest(method, path, form, sid))
             state.changed.notify_all()
             if sid is None and method == "POST":
+                if "call-create" in state.refuse:
+                    self._refuse()
+                    return
                 sid = "CA" + secrets.token_hex(16)
-                state.calls[sid] = {
-                    "to": form.get("To"),
-                    "from": form.get("From"),
-                    "url": form.get("Url"),
-                    "status": "queued",
-                }
+                state.calls[sid] = _new_call(form, fields)
                 self._send(201, _call_json(state, sid, state.calls[sid]))
+                if state.auto_advance:
+                    self.server.advance_later(sid)
                 return
             if sid is None or sid in state.gone:
                 self._send(404, {"code": 20404, "message": f"Call {sid} not found", "status": 404})
@@ -127,6 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if "Status" in form:
                     call["status"] = form["Status"]
             self._send(200, _call_json(state, sid, call))
+            if state.auto_advance and form.get("Status") in FINAL_STATUSES:
+                # Hung up through the API: Twilio then reports the end of the call.
+                self.server.report_later(sid, form["Status"])
 
     def _conference(self, method: str, path: str, match: re.Match, query_string: str) -> None:
         """Conferences exist for every name asked after (each interaction has one live)."""
@@ -174,7 +217,17 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        if (
+            match["participant"] is None
+            and method == "POST"
+            and "participant-create" in state.refuse
+        ):
+            self._refuse()
+            return
         participant = match["participant"] or "CA" + secrets.token_hex(16)
+        if match["participant"] is None and method == "POST":
+            with state.changed:  # a participant created by dialling out is a call too
+                state.calls[participant] = _new_call(form, parse_qs(raw))
         self._send(
             201 if match["participant"] is None else 200,
             {
@@ -217,6 +270,132 @@ class TwilioStubServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def reset(self) -> None:
+        """Forget every request, call and callback setting (between tests)."""
+        with self.state.changed:
+            self.state.requests.clear()
+            self.state.calls.clear()
+            self.state.gone.clear()
+            self.state.callbacks.clear()
+            self.state.refuse.clear()
+            self.state.webhook_base_url = None
+            self.state.auto_advance = False
+
+    # ------------------------------------------------------------ callbacks to the app
+
+    def _target(self, url: str) -> str:
+        base = self.state.webhook_base_url
+        if not base:
+            return url
+        parts, new = urlsplit(url), urlsplit(base)
+        return urlunsplit((new.scheme, new.netloc, parts.path, parts.query, parts.fragment))
+
+    def _post_signed(self, url: str, params: dict[str, str]) -> tuple[int, str]:
+        """POST a form to the app the way Twilio does: signed for `url` as the app gave it."""
+        signature = RequestValidator(self.state.auth_token).compute_signature(url, params)
+        request = urllib.request.Request(  # noqa: S310  (our own http URL)
+            self._target(url),
+            data=urlencode(params).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature,
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                result = response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            result = error.code, error.read().decode()
+        with self.state.changed:
+            self.state.callbacks.append((url, params, *result))
+            self.state.changed.notify_all()
+        return result
+
+    def _params(self, sid: str, call: dict[str, Any], status: str) -> dict[str, str]:
+        params = {
+            "AccountSid": self.state.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": sid,
+            "CallStatus": status,
+            "Direction": call.get("direction") or "outbound-api",
+        }
+        for key, name in (("from", "From"), ("to", "To")):
+            if call.get(key):
+                params[name] = call[key]
+        return params
+
+    def post_status(
+        self,
+        call_sid: str,
+        status: str,
+        duration: int | None = None,
+        *,
+        status_callback: str | None = None,
+    ) -> tuple[int, str]:
+        """Move a call to `status` and post the signed status callback; (HTTP status, body).
+
+        `status_callback` stands in for the URL of a call the stub did not create (an
+        incoming call, whose callback is set on the phone number at Twilio).
+        """
+        with self.state.changed:
+            call = self.state.calls.setdefault(call_sid, {"direction": "inbound"})
+            call["status"] = status
+            call["sequence"] = call.get("sequence", 0) + 1
+            url = status_callback or call.get("status_callback")
+            params = self._params(call_sid, call, status)
+            params["SequenceNumber"] = str(call["sequence"] - 1)
+            if status in FINAL_STATUSES:
+                params["CallDuration"] = str(duration or 0)
+                self.state.gone.add(call_sid)
+        if not url:
+            raise ValueError(f"call {call_sid} was created without a StatusCallback")
+        return self._post_signed(url, params)
+
+    def answer(self, call_sid: str) -> tuple[int, str]:
+        """The callee picks up: fetch the call's TwiML from its Url (signed); (status, TwiML)."""
+        with self.state.changed:
+            call = self.state.calls[call_sid]
+            call["status"] = "in-progress"
+            url = call.get("url")
+            params = self._params(call_sid, call, "in-progress")
+        if not url:
+            raise ValueError(f"call {call_sid} has no Url")
+        code, body = self._post_signed(url, params)
+        with self.state.changed:
+            call["twiml"] = body
+        return code, body
+
+    def advance(self, call_sid: str) -> None:
+        """initiated -> ringing -> in-progress, posting the events asked for, then the TwiML."""
+        for status in ("initiated", "ringing", "in-progress"):
+            call = self.state.calls.get(call_sid)
+            if call is None or call["status"] in FINAL_STATUSES:
+                return
+            if EVENT_OF_STATUS[status] in call["events"] and call.get("status_callback"):
+                self.post_status(call_sid, status)
+            else:
+                call["status"] = status
+        if self.state.calls[call_sid].get("url"):
+            self.answer(call_sid)
+
+    def report_later(self, call_sid: str, status: str) -> None:
+        """Post a call's final status in its own thread, if it has somewhere to go."""
+        if self.state.calls.get(call_sid, {}).get("status_callback"):
+            threading.Thread(target=self.post_status, args=(call_sid, status), daemon=True).start()
+
+    def advance_later(self, call_sid: str) -> None:
+        """Advance a call in its own thread, as Twilio does after answering the create."""
+        threading.Thread(target=self.advance, args=(call_sid,), daemon=True).start()
+
+    def wait_for_callback(self, predicate, timeout: float = 10.0) -> list[tuple]:
+        """Block until some callbacks the stub made satisfy `predicate`; return those."""
+        with self.state.changed:
+            self.state.changed.wait_for(
+                lambda: any(predicate(c) for c in self.state.callbacks), timeout=timeout
+            )
+            return [c for c in self.state.callbacks if predicate(c)]
 
     def wait_for(self, predicate, timeout: float = 10.0) -> list[RecordedRequest]:
         """Block until some recorded requests satisfy `predicate`; return those."""
