@@ -85,12 +85,16 @@ def _from_http_exception(exc: HTTPException) -> APIError:
 def register_error_handlers(app: Flask) -> None:
     """Render every error in the contract's JSON format."""
 
+    from contact_center.extensions import db
+
     @app.errorhandler(APIError)
     def handle_api_error(error: APIError):
+        db.session.rollback()  # nothing a refused request staged may be committed later
         return error_response(error)
 
     @app.errorhandler(ValidationError)
     def handle_validation_error(error: ValidationError):
+        db.session.rollback()
         fields = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
         return error_response(
             APIError(422, "The request is well-formed but some fields are invalid.", fields=fields)

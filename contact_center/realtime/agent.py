@@ -1,4 +1,5 @@
-"""The `/agent` namespace: presence, offers, accept/reject, complete, wrap-up.
+"""The `/agent` namespace: presence, offers, accept/reject, complete, wrap-up, and who is
+viewing or replying to a ticket.
 
 Thin: each event is validated with marshmallow, handed to a routing service, and acked
 `{"ok": true, ...}` or `{"ok": false, "error": {code, message}}`.
@@ -13,15 +14,18 @@ from typing import Any
 
 from flask import session
 from flask_login import current_user
-from flask_socketio import Namespace, disconnect, emit, join_room
+from flask_socketio import Namespace, disconnect, emit, join_room, leave_room
 from marshmallow import Schema, ValidationError, fields, validate
 
 from contact_center.agents.models import User
 from contact_center.agents.services import token_record, token_record_by_hash
-from contact_center.errors import APIError
+from contact_center.errors import APIError, NotFound
 from contact_center.extensions import db
 from contact_center.realtime.events import AGENT_NAMESPACE, agent_room
 from contact_center.routing import services as routing
+from contact_center.tickets import collision
+from contact_center.tickets.collision import ticket_room
+from contact_center.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,11 @@ class CompleteEvent(Schema):
 
 class WrapupDoneEvent(Schema):
     interaction_id = fields.Integer(required=True, strict=True)
+
+
+class TicketViewEvent(Schema):
+    ticket_id = fields.Integer(required=True, strict=True)
+    replying = fields.Boolean(load_default=None)
 
 
 def socket_user(auth: Any) -> User | None:
@@ -138,6 +147,8 @@ class AgentNamespace(Namespace):
         agent = db.session.get(User, session.get("agent_id"))
         if agent is not None:
             routing.agent_disconnected(agent)
+            for ticket_id in session.pop("viewing", []):
+                collision.leave(ticket_id, agent.id)
 
     @agent_event(SetStatusEvent)
     def on_set_status(self, agent: User, payload: dict) -> dict:
@@ -165,6 +176,25 @@ class AgentNamespace(Namespace):
     def on_wrapup_done(self, agent: User, payload: dict) -> dict:
         routing.wrapup_done(agent, payload["interaction_id"])
         return routing.agent_status_payload(agent)
+
+    @agent_event(TicketViewEvent)
+    def on_view_ticket(self, agent: User, payload: dict) -> dict:
+        """The agent has a ticket open (sent again every 30 s while it is, and when they
+        start or stop replying): everyone viewing it gets `ticket_activity`."""
+        ticket_id = payload["ticket_id"]
+        if db.session.get(Ticket, ticket_id) is None:
+            raise NotFound("No such ticket.")
+        join_room(ticket_room(ticket_id))
+        session["viewing"] = sorted({*session.get("viewing", []), ticket_id})
+        return collision.touch(ticket_id, agent, payload["replying"])
+
+    @agent_event(TicketViewEvent)
+    def on_leave_ticket(self, agent: User, payload: dict) -> dict:
+        """The agent closed the ticket."""
+        ticket_id = payload["ticket_id"]
+        leave_room(ticket_room(ticket_id))
+        session["viewing"] = [t for t in session.get("viewing", []) if t != ticket_id]
+        return collision.leave(ticket_id, agent.id)
 
 
 def register(socketio) -> None:

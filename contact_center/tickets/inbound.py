@@ -165,7 +165,7 @@ def _ingest(raw: bytes, parsed: mail.ParsedMail) -> Ingested:
         # A message that needs an answer is work for an agent.
         interaction = routing.stage_interaction(
             channel="email",
-            queue=db.session.get(Queue, ticket.queue_id) or queue,
+            queue=(db.session.get(Queue, ticket.queue_id) if ticket.queue_id else None) or queue,
             external_id=parsed.message_id,
             from_address=message.from_address,
             customer_id=customer.id,

@@ -310,6 +310,9 @@ def update_ticket(ticket: Ticket, changes: dict[str, Any], actor_id: int) -> Tic
 def open_ticket(data: dict[str, Any], actor_id: int) -> Ticket:
     """A ticket an agent opens (on the phone, say), with an optional first note."""
     _check_refs(data)
+    custom_fields = validate_custom_fields(
+        data.get("type", "question"), data.get("custom_fields", {})
+    )
     ticket = create_ticket(
         data["subject"],
         data.get("channel", "phone"),
@@ -320,7 +323,7 @@ def open_ticket(data: dict[str, Any], actor_id: int) -> Ticket:
         actor_id=actor_id,
     )
     ticket.tags = data.get("tags", [])
-    ticket.custom_fields = validate_custom_fields(ticket.type, data.get("custom_fields", {}))
+    ticket.custom_fields = custom_fields
     if data.get("assignee_id"):
         ticket.assignee_id = data["assignee_id"]
         change_status(ticket, "open")
