@@ -6,7 +6,8 @@ A flow is JSON: {"name", "start", "voice": {"language"}, "nodes": {id: node}}. N
              invalid_text?, on_failure}          <Gather> digits and speech
 - language  {prompt, options: {digit: code}, min_level, next, timeout_s, retries, on_failure}
              sets the skill lang:<code> the agent needs
-- hours     {timezone, schedule: {mon: [["08:00", "20:00"]], ...}, open, closed}
+- hours     {timezone, schedule: {mon: [["08:00", "20:00"]], ...}, country?, subdivision?,
+             open, closed}               closed on the country's public holidays too
 - enqueue   {queue, skills?, priority?}          into routing, caller waits in <Enqueue>
 - ticket_status {prompt, timeout_s, retries, not_found_text?, next, on_failure}
              self-service: the caller keys a ticket number (then #) and hears its status
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import sqlalchemy as sa
 from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -37,11 +39,11 @@ from contact_center.db_types import utcnow
 from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.ivr.models import IvrFlow
+from contact_center.sla.calendars import WEEKDAYS, Calendar
 
 DEFAULT_FLOW_PATH = Path(__file__).with_name("default_flow.json")
 NODE_ID = validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="Node ids use letters, digits, _ and -.")
 DIGIT = validate.Regexp(r"^[0-9*#]$", error="Options are single keys: 0-9, * or #.")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # HH:MM; 24:00 closes a window at midnight.
 TIME = validate.Regexp(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", error="Times are HH:MM.")
 SKILL = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,80}$")
@@ -109,6 +111,8 @@ class HoursNode(_Node):
         ),
         required=True,
     )
+    country = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{2}$"))
+    subdivision = fields.String(load_default=None, validate=validate.Length(min=1, max=10))
     open = fields.String(required=True, validate=NODE_ID)
     closed = fields.String(required=True, validate=NODE_ID)
 
@@ -118,6 +122,11 @@ class HoursNode(_Node):
             ZoneInfo(data.get("timezone", ""))
         except (ZoneInfoNotFoundError, ValueError):
             raise ValidationError("Unknown time zone.", "timezone") from None
+        if data.get("country"):
+            try:
+                holidays.country_holidays(data["country"], subdiv=data.get("subdivision"))
+            except NotImplementedError:
+                raise ValidationError("Unknown country or subdivision.", "country") from None
 
 
 class EnqueueNode(_Node):
@@ -318,11 +327,15 @@ def emergency_closure() -> dict[str, Any]:
 
 
 def is_open(node: dict[str, Any], at: datetime | None = None) -> bool:
-    """Whether an hours node's weekly schedule is open at `at` (now by default)."""
-    local = (at or utcnow()).astimezone(ZoneInfo(node["timezone"]))
-    clock = local.strftime("%H:%M")
-    windows = node["schedule"].get(WEEKDAYS[local.weekday()], [])
-    return any(start <= clock < end for start, end in windows)
+    """Whether an hours node's calendar (weekly windows, and the public holidays of its
+    country when it names one) is open at `at` (now by default)."""
+    calendar = Calendar(
+        node["timezone"],
+        node["schedule"],
+        country=node.get("country"),
+        subdivision=node.get("subdivision"),
+    )
+    return calendar.is_open(at or utcnow())
 
 
 class Renderer:

@@ -75,3 +75,21 @@ def test_business_hours_in_the_flow_time_zone():
     assert flows.is_open(node, monday_summer_0730_utc)
     assert not flows.is_open(node, monday_summer_1930_utc)
     assert not flows.is_open(node, sunday)
+
+
+def test_business_hours_close_on_the_countrys_public_holidays(default_definition):
+    node = {
+        "timezone": "Europe/London",
+        "schedule": {"mon": [["08:00", "20:00"]]},
+        "country": "GB",
+        "subdivision": "ENG",
+    }
+    easter_monday = datetime(2026, 4, 6, 10, 0, tzinfo=UTC)
+    next_monday = datetime(2026, 4, 13, 10, 0, tzinfo=UTC)
+    assert not flows.is_open(node, easter_monday)
+    assert flows.is_open(node, next_monday)
+    broken = json.loads(json.dumps(default_definition))
+    broken["nodes"]["hours"]["country"] = "XX"
+    with pytest.raises(APIError) as refused:
+        flows.validate_flow(broken)
+    assert "country" in refused.value.fields["nodes"]["hours"]
