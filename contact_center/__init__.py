@@ -91,6 +91,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from contact_center.agents.api import blp as auth_api
     from contact_center.cli import register_cli
+    from contact_center.complaints.api import blp as complaints_api
     from contact_center.customers.api import blp as customers_api
     from contact_center.extensions import api, csrf
     from contact_center.ivr.api import blp as ivr_api
@@ -110,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
         calls_api,
         tickets_api,
         canned_api,
+        complaints_api,
     ):
         api.register_blueprint(blueprint)
         csrf.exempt(blueprint)  # bearer tokens, not cookies, authorise API writes

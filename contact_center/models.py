@@ -2,6 +2,7 @@
 
 from contact_center.agents.models import AgentSkill, ApiToken, User
 from contact_center.audit import AuditEvent
+from contact_center.complaints.models import Complaint
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing.models import Interaction, Queue, Reservation
@@ -20,6 +21,7 @@ __all__ = [
     "AuditEvent",
     "ApiToken",
     "CannedResponse",
+    "Complaint",
     "Customer",
     "CustomerIdentity",
     "CustomerNote",

@@ -80,6 +80,7 @@ class OpenTicketSchema(Schema):
 class DeadlineSchema(Schema):
     name = fields.String()
     due_at = fields.String()
+    met_at = fields.String(allow_none=True)
 
 
 class ComplaintSummarySchema(Schema):

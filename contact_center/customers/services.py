@@ -258,13 +258,13 @@ def history(customer: Customer, exclude_interaction_id: int | None = None) -> di
         .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc())
         .limit(RECENT_NOTES)
     )
+    from contact_center.complaints.services import summaries_for_customer
     from contact_center.tickets.services import open_tickets_summary
 
     return {
         "customer": customer_summary(customer),
         "open_tickets": open_tickets_summary(customer.id),
-        # Complaints arrive with the complaints process; the key is fixed now.
-        "complaints": [],
+        "complaints": summaries_for_customer(customer.id),
         "recent_interactions": _recent_interactions(customer.id, exclude_interaction_id),
         "notes": [
             {
