@@ -115,7 +115,22 @@ def rebuild_command():
     )
 
 
+customers_cli = AppGroup("customers", help="Customer value.")
+
+
+@customers_cli.command("tiers")
+@click.option(
+    "--basis", type=click.Choice(["lifetime_value", "interactions"]), default="lifetime_value"
+)
+def tiers_command(basis: str):
+    """Recompute ABC tiers now: top 5 % of value A, next 15 % B, the rest C."""
+    from contact_center.customers.value import compute_tiers
+
+    counts = compute_tiers(basis)
+    click.echo(f"Tiers by {basis}: A {counts['A']}, B {counts['B']}, C {counts['C']}.")
+
+
 def register_cli(app: Flask) -> None:
     """Add the command groups to `flask`."""
-    for group in (users_cli, demo_cli, routing_cli, ivr_cli, worker_command):
+    for group in (users_cli, demo_cli, routing_cli, ivr_cli, customers_cli, worker_command):
         app.cli.add_command(group)

@@ -1,18 +1,24 @@
-"""`/api/v1/customers`: create, read, update, search, history."""
+"""`/api/v1/customers`: create, read, update, search, history, import, tiers, calls."""
 
-from flask import g
+from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from contact_center import jobs
 from contact_center.agents.auth import require_role
-from contact_center.customers import services
+from contact_center.customers import services, value
 from contact_center.customers.schemas import (
     CustomerCreateSchema,
     CustomerSchema,
     CustomerSearchSchema,
     CustomerUpdateSchema,
+    ImportQuerySchema,
+    ImportReportSchema,
+    JobSchema,
     ScreenPopSchema,
+    TiersSchema,
 )
+from contact_center.errors import APIError
 from contact_center.ivr import control
 from contact_center.routing import services as routing
 from contact_center.routing.schemas import InteractionSchema
@@ -81,3 +87,35 @@ def call_customer(data: dict, customer_id: int):
     """Click-to-call: ring the signed-in agent, then the customer, into one conference."""
     customer = services.get_customer(customer_id)
     return routing.interaction_payload(control.call_customer(g.user, customer, data["phone"]))
+
+
+@blp.post("/import")
+@require_role("supervisor")
+@blp.arguments(ImportQuerySchema, location="query")
+@blp.response(200, ImportReportSchema)
+def import_customers(args: dict):
+    """Import customers from a CSV body (text/csv: name, phones, emails, type, status, region,
+    lifetime_value, tags; lists separated by ";"). Any bad row: 422 with every bad row and
+    nothing imported, unless `?good_rows_only=true`, which imports the good ones and says so."""
+    if request.mimetype != "text/csv":
+        raise APIError(415, "Send the CSV as the body with Content-Type: text/csv.")
+    try:
+        text = request.get_data().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise APIError(400, "The CSV must be UTF-8.") from None
+    report = value.import_csv(text, good_rows_only=args["good_rows_only"])
+    if not report["complete"] and not args["good_rows_only"]:
+        raise APIError(
+            422, "Some rows are invalid; nothing was imported.", fields={"rows": report["errors"]}
+        )
+    return report
+
+
+@blp.post("/tiers")
+@require_role("admin")
+@blp.arguments(TiersSchema)
+@blp.response(202, JobSchema)
+def recompute_tiers(data: dict):
+    """Recompute every customer's ABC tier in the background (top 5 % A, next 15 % B)."""
+    job = jobs.enqueue(value.recompute_tiers_job, data["basis"])
+    return {"job_id": job.id}

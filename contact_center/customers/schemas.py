@@ -126,3 +126,24 @@ class ScreenPopSchema(Schema):
     recent_interactions = fields.List(fields.Nested(RecentInteractionSchema))
     notes = fields.List(fields.Nested(NoteSchema))
     satisfaction = fields.Nested(SatisfactionSchema)
+
+
+class ImportQuerySchema(Schema):
+    good_rows_only = fields.Boolean(load_default=False)
+
+
+class ImportReportSchema(Schema):
+    imported = fields.Integer()
+    rejected = fields.Integer()
+    complete = fields.Boolean()
+    errors = fields.List(fields.Dict())
+
+
+class TiersSchema(Schema):
+    basis = fields.String(
+        load_default="lifetime_value", validate=validate.OneOf(("lifetime_value", "interactions"))
+    )
+
+
+class JobSchema(Schema):
+    job_id = fields.String()
