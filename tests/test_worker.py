@@ -24,6 +24,24 @@ from tests.tickets.test_email_inbound import make_mail
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _start_worker(**env: str) -> subprocess.Popen:
+    """`flask worker` as its own process on the shared PostgreSQL and Redis."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": TEST_DATABASE_URL,
+            "REDIS_URL": TEST_REDIS_URL,
+            "SECRET_KEY": "worker-test-secret",
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @pytest.mark.real_services
 def test_worker_process_times_out_an_offer(app, create_user):
     queue = routing.create_queue(name="General", channels=["email"], offer_timeout_s=3)
@@ -32,20 +50,7 @@ def test_worker_process_times_out_an_offer(app, create_user):
     routing.set_agent_status(sam, "available")
     routing.create_interaction(channel="email", queue=queue, external_id="w-1")
     reservation_id = db.session.scalar(sa.select(Reservation.id))
-    env = {
-        **os.environ,
-        "DATABASE_URL": TEST_DATABASE_URL,
-        "REDIS_URL": TEST_REDIS_URL,
-        "SECRET_KEY": "worker-test-secret",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = _start_worker()
     try:
         deadline = time.monotonic() + 60
         status = "pending"
@@ -87,24 +92,12 @@ def test_embedded_worker_thread_sends_queued_mail(app, post_mail, smtp_server):
 @pytest.mark.real_services
 def test_worker_process_runs_mail_jobs(app, post_mail, smtp_server):
     post_mail(make_mail())
-    env = {
-        **os.environ,
-        "DATABASE_URL": TEST_DATABASE_URL,
-        "REDIS_URL": TEST_REDIS_URL,
-        "SECRET_KEY": "worker-test-secret",
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(app.config["SMTP_PORT"]),
-        "SMTP_STARTTLS": "0",
-        "MAIL_FROM": "help@desk.test",
-        "SUPPORT_ADDRESS": "support@desk.test",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    worker = _start_worker(
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(app.config["SMTP_PORT"]),
+        SMTP_STARTTLS="0",
+        MAIL_FROM="help@desk.test",
+        SUPPORT_ADDRESS="support@desk.test",
     )
     try:
         ack = _wait_for_ack("sent")

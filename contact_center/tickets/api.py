@@ -31,6 +31,15 @@ from contact_center.tickets.schemas import (
     TicketUpdateSchema,
 )
 
+
+def _referenced(model, record_id: int, field: str):
+    """A record named in the request body; a dangling reference is a 422 on that field."""
+    record = db.session.get(model, record_id)
+    if record is None:
+        raise APIError(422, f"Unknown {field}.", fields={field: ["No such record."]})
+    return record
+
+
 blp = Blueprint("tickets", __name__, url_prefix="/api/v1/tickets", description="Tickets")
 canned_blp = Blueprint(
     "canned", __name__, url_prefix="/api/v1/canned-responses", description="Canned responses"
@@ -82,13 +91,7 @@ def reply(data: dict, ticket_id: int):
     ticket = services.get_ticket(ticket_id)
     body = data.get("body")
     if body is None:
-        canned = db.session.get(CannedResponse, data["canned_response_id"])
-        if canned is None:
-            raise APIError(
-                422,
-                "Unknown canned response.",
-                fields={"canned_response_id": ["No such response."]},
-            )
+        canned = _referenced(CannedResponse, data["canned_response_id"], "canned_response_id")
         body = services.render_canned(canned, ticket, g.user)
     return outbound.reply(ticket, g.user.id, body)
 
@@ -109,9 +112,7 @@ def add_note(data: dict, ticket_id: int):
 def attach_call(data: dict, ticket_id: int):
     """Attach a call to the ticket as a summary (time, duration, outcome, notes, recording)."""
     ticket = services.get_ticket(ticket_id)
-    interaction = db.session.get(Interaction, data["interaction_id"])
-    if interaction is None:
-        raise APIError(422, "Unknown interaction.", fields={"interaction_id": ["No such call."]})
+    interaction = _referenced(Interaction, data["interaction_id"], "interaction_id")
     return services.attach_call(ticket, interaction, g.user.id)
 
 
@@ -122,9 +123,7 @@ def attach_call(data: dict, ticket_id: int):
 def merge(data: dict, ticket_id: int):
     """Merge this ticket into another: its messages and calls move there, it is closed."""
     source = services.get_ticket(ticket_id)
-    target = db.session.get(Ticket, data["into_ticket_id"])
-    if target is None:
-        raise APIError(422, "Unknown ticket.", fields={"into_ticket_id": ["No such ticket."]})
+    target = _referenced(Ticket, data["into_ticket_id"], "into_ticket_id")
     return services.merge(source, target, g.user.id)
 
 
@@ -135,9 +134,7 @@ def merge(data: dict, ticket_id: int):
 def link(data: dict, ticket_id: int):
     """Relate two tickets."""
     ticket = services.get_ticket(ticket_id)
-    other = db.session.get(Ticket, data["ticket_id"])
-    if other is None:
-        raise APIError(422, "Unknown ticket.", fields={"ticket_id": ["No such ticket."]})
+    other = _referenced(Ticket, data["ticket_id"], "ticket_id")
     services.link(ticket, other, g.user.id)
     db.session.commit()
     return ticket
