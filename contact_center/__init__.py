@@ -96,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.extensions import api, csrf
     from contact_center.ivr.api import blp as ivr_api
     from contact_center.ivr.api import calls_blp as calls_api
+    from contact_center.portal.views import bp as portal_bp
     from contact_center.routing.api import blp as routing_api
     from contact_center.tickets.api import blp as tickets_api
     from contact_center.tickets.api import canned_blp as canned_api
@@ -119,6 +120,7 @@ def _register_blueprints(app: Flask) -> None:
         csrf.exempt(webhooks)  # signed or authenticated by the provider instead
         app.register_blueprint(webhooks)
     app.register_blueprint(web_bp)
+    app.register_blueprint(portal_bp)
     register_cli(app)
 
 

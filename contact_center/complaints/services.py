@@ -74,8 +74,8 @@ def get_complaint(complaint_id: int) -> Complaint:
     return complaint
 
 
-def register(data: dict[str, Any], actor_id: int | None) -> Complaint:
-    """Register a complaint: on an existing ticket, or a new complaint ticket; clocks start."""
+def stage_complaint(data: dict[str, Any], actor_id: int | None) -> Complaint:
+    """Stage a complaint: on an existing ticket, or a new complaint ticket; clocks start."""
     received = data.get("received_at") or utcnow()
     profile = PROFILES[data.get("profile") or settings()["profile"]]
     if data.get("ticket_id"):
@@ -113,6 +113,12 @@ def register(data: dict[str, Any], actor_id: int | None) -> Complaint:
         actor_id=actor_id,
         after={"ticket_id": ticket.id, "profile": profile.name, **_deadline_values(complaint)},
     )
+    return complaint
+
+
+def register(data: dict[str, Any], actor_id: int | None) -> Complaint:
+    """Register a complaint (committed)."""
+    complaint = stage_complaint(data, actor_id)
     db.session.commit()
     return complaint
 

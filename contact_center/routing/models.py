@@ -147,6 +147,7 @@ class Interaction(db.Model):
     notes: Mapped[str | None] = mapped_column(sa.Text)
     duration_s: Mapped[int | None] = mapped_column()
     satisfaction: Mapped[int | None] = mapped_column()
+    satisfaction_comment: Mapped[str | None] = mapped_column(sa.Text)
     agent_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )

@@ -26,7 +26,8 @@ def ticket_room(ticket_id: int) -> str:
 
 
 def _keys(ticket_id: int) -> tuple[str, str]:
-    return f"{{cc}}:ticket:{ticket_id}:viewers", f"{{cc}}:ticket:{ticket_id}:replying"
+    # Not under the routing hash tag: a routing rebuild clears that, and this is not its state.
+    return f"cc:ticket:{ticket_id}:viewers", f"cc:ticket:{ticket_id}:replying"
 
 
 def activity(ticket_id: int) -> dict[str, Any]:

@@ -181,11 +181,11 @@ def _ingest(raw: bytes, parsed: mail.ParsedMail) -> Ingested:
         ticket.number,
         " (new)" if new_ticket else "",
     )
-    _after_commit(interaction, ack)
+    route_and_send(interaction, ack)
     return Ingested(ticket.id, message.id, new_ticket=new_ticket)
 
 
-def _after_commit(interaction: Interaction | None, ack: TicketMessage | None) -> None:
+def route_and_send(interaction: Interaction | None, ack: TicketMessage | None) -> None:
     """Routing and sending once the message is safe; a Redis failure is recovered by a rebuild."""
     try:
         if interaction is not None:

@@ -87,7 +87,8 @@ def deliverable(address: str) -> bool:
     )
 
 
-def _customer_address(ticket: Ticket) -> str | None:
+def customer_address(ticket: Ticket) -> str | None:
+    """Where mail about the ticket goes: the customer's latest sender address, else theirs."""
     inbound = [m.from_address for m in ticket.messages if m.kind == "inbound" and m.from_address]
     if inbound:
         return inbound[-1]
@@ -114,7 +115,7 @@ def stage_mail(
     to: str | None = None,
 ) -> TicketMessage:
     """Stage an outbound mail on a ticket (queued; `queue_send` after commit sends it)."""
-    to = to or _customer_address(ticket)
+    to = to or customer_address(ticket)
     if to is None:
         raise Conflict("The ticket has no customer address to write to.")
     in_reply_to, references = _thread_ids(ticket)

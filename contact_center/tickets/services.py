@@ -304,6 +304,10 @@ def update_ticket(ticket: Ticket, changes: dict[str, Any], actor_id: int) -> Tic
         "ticket.updated", "ticket", ticket.id, actor_id=actor_id, before=before, after=after
     )
     db.session.commit()
+    if "status" in changed and ticket.status == "solved":
+        from contact_center.portal.services import send_survey  # portal builds on tickets
+
+        send_survey(ticket)
     return ticket
 
 
