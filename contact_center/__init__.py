@@ -96,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.extensions import api, csrf
     from contact_center.ivr.api import blp as ivr_api
     from contact_center.ivr.api import calls_blp as calls_api
+    from contact_center.portal.api import blp as surveys_api
     from contact_center.portal.views import bp as portal_bp
     from contact_center.routing.api import blp as routing_api
     from contact_center.tickets.api import blp as tickets_api
@@ -113,6 +114,7 @@ def _register_blueprints(app: Flask) -> None:
         tickets_api,
         canned_api,
         complaints_api,
+        surveys_api,
     ):
         api.register_blueprint(blueprint)
         csrf.exempt(blueprint)  # bearer tokens, not cookies, authorise API writes

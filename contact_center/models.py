@@ -5,6 +5,7 @@ from contact_center.audit import AuditEvent
 from contact_center.complaints.models import Complaint
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
 from contact_center.ivr.models import IvrFlow
+from contact_center.portal.servqual import ServqualResponse
 from contact_center.routing.models import Interaction, Queue, Reservation
 from contact_center.system_settings import SystemSetting
 from contact_center.tickets.models import (
@@ -30,6 +31,7 @@ __all__ = [
     "MailAttachment",
     "Queue",
     "Reservation",
+    "ServqualResponse",
     "SystemSetting",
     "Ticket",
     "TicketLink",

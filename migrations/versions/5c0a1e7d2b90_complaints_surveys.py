@@ -1,8 +1,8 @@
-"""complaints, satisfaction comments
+"""complaints, satisfaction comments, SERVQUAL
 
 Revision ID: 5c0a1e7d2b90
 Revises: ba498a9e3e48
-Create Date: 2026-11-26 15:22:19.625322
+Create Date: 2026-11-26 15:31:13.064563
 
 """
 from alembic import op
@@ -52,6 +52,22 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_complaints_received_at'), ['received_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_complaints_stage'), ['stage'], unique=False)
 
+    op.create_table('servqual_responses',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=True),
+    sa.Column('queue_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', contact_center.db_types.UTCDateTime(), nullable=False),
+    sa.Column('expectations', sa.JSON(), nullable=False),
+    sa.Column('perceptions', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('servqual_responses', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_servqual_responses_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_servqual_responses_interaction_id'), ['interaction_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_servqual_responses_queue_id'), ['queue_id'], unique=False)
+
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('satisfaction_comment', sa.Text(), nullable=True))
 
@@ -63,6 +79,12 @@ def downgrade():
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.drop_column('satisfaction_comment')
 
+    with op.batch_alter_table('servqual_responses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_servqual_responses_queue_id'))
+        batch_op.drop_index(batch_op.f('ix_servqual_responses_interaction_id'))
+        batch_op.drop_index(batch_op.f('ix_servqual_responses_created_at'))
+
+    op.drop_table('servqual_responses')
     with op.batch_alter_table('complaints', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_complaints_stage'))
         batch_op.drop_index(batch_op.f('ix_complaints_received_at'))
