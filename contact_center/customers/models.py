@@ -34,9 +34,13 @@ class Customer(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    owner: Mapped[User | None] = relationship()
+    # Loaded with the customer: every view of a customer shows both.
+    owner: Mapped[User | None] = relationship(lazy="joined")
     identities: Mapped[list[CustomerIdentity]] = relationship(
-        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerIdentity.id"
+        back_populates="customer",
+        cascade="all, delete-orphan",
+        order_by="CustomerIdentity.id",
+        lazy="selectin",
     )
     notes: Mapped[list[CustomerNote]] = relationship(
         back_populates="customer",

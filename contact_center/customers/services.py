@@ -209,10 +209,13 @@ def customer_summary(customer: Customer) -> dict[str, Any]:
 
 def _recent_interactions(customer_id: int, exclude_id: int | None = None) -> list[dict[str, Any]]:
     # Imported here: routing depends on customers, not the other way round.
-    from contact_center.routing.models import Interaction
+    from contact_center.routing.models import Interaction, Queue
 
-    interactions = db.session.scalars(
-        sa.select(Interaction)
+    # One statement (names joined in): the screen pop runs on every call.
+    rows = db.session.execute(
+        sa.select(Interaction, Queue.name, User.display_name)
+        .outerjoin(Queue, Queue.id == Interaction.queue_id)
+        .outerjoin(User, User.id == Interaction.agent_id)
         .where(Interaction.customer_id == customer_id, Interaction.id != (exclude_id or 0))
         .order_by(Interaction.created_at.desc(), Interaction.id.desc())
         .limit(RECENT_INTERACTIONS)
@@ -222,29 +225,31 @@ def _recent_interactions(customer_id: int, exclude_id: int | None = None) -> lis
             "id": i.id,
             "channel": i.channel,
             "started_at": isoformat(i.created_at),
-            "queue": i.queue.name if i.queue else None,
-            "agent": i.agent.display_name if i.agent else None,
+            "queue": queue_name,
+            "agent": agent_name,
             "outcome": i.outcome,
             "duration_s": i.duration_s,
             "disposition": i.disposition,
         }
-        for i in interactions
+        for i, queue_name, agent_name in rows
     ]
 
 
 def _satisfaction(customer_id: int) -> dict[str, Any]:
     from contact_center.routing.models import Interaction
 
-    scored = sa.select(Interaction.satisfaction).where(
-        Interaction.customer_id == customer_id, Interaction.satisfaction.is_not(None)
+    scored = sa.and_(Interaction.customer_id == customer_id, Interaction.satisfaction.is_not(None))
+    last = (
+        sa.select(Interaction.satisfaction)
+        .where(scored)
+        .order_by(Interaction.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    last = db.session.scalar(scored.order_by(Interaction.created_at.desc()).limit(1))
-    average = db.session.scalar(
-        sa.select(sa.func.avg(Interaction.satisfaction)).where(
-            Interaction.customer_id == customer_id, Interaction.satisfaction.is_not(None)
-        )
-    )
-    return {"last": last, "average": round(float(average), 2) if average is not None else None}
+    average, latest = db.session.execute(
+        sa.select(sa.func.avg(Interaction.satisfaction), last).where(scored)
+    ).one()
+    return {"last": latest, "average": round(float(average), 2) if average is not None else None}
 
 
 def history(customer: Customer, exclude_interaction_id: int | None = None) -> dict[str, Any]:
@@ -252,8 +257,9 @@ def history(customer: Customer, exclude_interaction_id: int | None = None) -> di
 
     `exclude_interaction_id` leaves out the interaction the screen pop is shown for.
     """
-    notes = db.session.scalars(
-        sa.select(CustomerNote)
+    notes = db.session.execute(
+        sa.select(CustomerNote, User.display_name)
+        .outerjoin(User, User.id == CustomerNote.author_id)
         .where(CustomerNote.customer_id == customer.id)
         .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc())
         .limit(RECENT_NOTES)
@@ -269,10 +275,10 @@ def history(customer: Customer, exclude_interaction_id: int | None = None) -> di
         "notes": [
             {
                 "at": isoformat(n.created_at),
-                "author": n.author.display_name if n.author else None,
+                "author": author,
                 "text": n.text,
             }
-            for n in notes
+            for n, author in notes
         ],
         "satisfaction": _satisfaction(customer.id),
     }
