@@ -52,9 +52,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # The web server, socket handlers and worker threads share one SQLite file.
-        return {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        return {
+            "connect_args": {"check_same_thread": False, "timeout": 30},
+            "hide_parameters": True,  # error logs must not carry customers' data
+        }
     # Gevent workers serve many requests at once: keep connections rather than reopen them.
-    return {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 20}
+    return {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 20, "hide_parameters": True}
 
 
 def _init_extensions(app: Flask) -> None:

@@ -11,7 +11,7 @@ to the Financial Ombudsman Service within six months. "UK FCA DISP, payment serv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
@@ -35,13 +35,16 @@ class Profile:
     ) -> dict[str, datetime | None]:
         """The complaint's deadlines for a receipt at `received`."""
         cal = self.calendar
+        # Calendar periods count on the local clock (an 8-week deadline keeps its hour
+        # across a daylight-saving change).
+        local = received.astimezone(cal.zone)
         if self.final_response_business_days is not None:
             days = self.final_response_business_days
             if exceptional and self.exceptional_business_days is not None:
                 days = self.exceptional_business_days
             final = cal.close_of_business(received, days)
         else:
-            final = received + timedelta(weeks=self.final_response_weeks or 8)
+            final = (local + timedelta(weeks=self.final_response_weeks or 8)).astimezone(UTC)
         summary = self.summary_resolution_business_days
         return {
             "acknowledge_due": cal.close_of_business(received, self.acknowledge_business_days),
@@ -51,7 +54,12 @@ class Profile:
 
     def ombudsman_deadline(self, final_response_at: datetime) -> datetime:
         """The last day to refer the complaint to the ombudsman."""
-        return final_response_at + relativedelta(months=self.ombudsman_months)
+        local = final_response_at.astimezone(self.calendar.zone)
+        return (local + relativedelta(months=self.ombudsman_months)).astimezone(UTC)
+
+    def local_date(self, moment: datetime) -> str:
+        """A date as the customer reads it: "18 February 2027", on the profile's clock."""
+        return moment.astimezone(self.calendar.zone).strftime("%-d %B %Y")
 
 
 PROFILES = {

@@ -20,7 +20,7 @@ from contact_center.extensions import db
 from contact_center.system_settings import get_setting
 from contact_center.tickets import outbound
 from contact_center.tickets.models import Ticket
-from contact_center.tickets.services import change_status, create_ticket
+from contact_center.tickets.services import change_status, create_ticket, template_placeholders
 
 SETTINGS_KEY = "complaints"
 FOLLOW_UP_AFTER = timedelta(days=14)
@@ -42,6 +42,15 @@ DEFAULT_FINAL_RESPONSE = (
     "www.financial-ombudsman.org.uk or on 0800 023 4567.\n\n"
     "Yours sincerely,\n{agent_name}"
 )
+LETTER_FIELDS = (
+    "customer_name",
+    "ticket_number",
+    "category",
+    "outcome",
+    "remedy",
+    "ombudsman_deadline",
+    "agent_name",
+)
 OUTCOME_WORDS = {"upheld": "upheld", "partly_upheld": "partly upheld", "rejected": "not upheld"}
 EDITABLE = ("category", "severity", "root_cause", "remedy", "compensation_amount", "outcome")
 
@@ -56,6 +65,13 @@ def settings() -> dict[str, Any]:
 
 def check_template(template: str) -> str:
     """Refuse a final response template that lacks a mandated part (422 naming each)."""
+    unknown = template_placeholders(template, "final_response_template") - set(LETTER_FIELDS)
+    if unknown:
+        raise APIError(
+            422,
+            "Unknown placeholders in the template.",
+            fields={"final_response_template": [f"Unknown: {', '.join(sorted(unknown))}."]},
+        )
     missing = [why for part, why in MANDATED.items() if part not in template]
     if missing:
         raise APIError(
@@ -212,7 +228,7 @@ def render_final_response(
         raise Conflict("Record the outcome before the final response.")
     template = check_template(template or settings()["final_response_template"])
     profile = PROFILES[complaint.profile]
-    ombudsman = profile.ombudsman_deadline(utcnow()).astimezone(profile.calendar.zone)
+    ombudsman = profile.local_date(profile.ombudsman_deadline(utcnow()))
     ticket = complaint.ticket
     remedy = complaint.remedy or ""
     if complaint.compensation_amount:
@@ -223,7 +239,7 @@ def render_final_response(
         category=complaint.category,
         outcome=OUTCOME_WORDS[complaint.outcome],
         remedy=remedy,
-        ombudsman_deadline=ombudsman.strftime("%-d %B %Y"),
+        ombudsman_deadline=ombudsman,
         agent_name=agent_name,
     )
 
@@ -234,7 +250,7 @@ def send_final_response(complaint: Complaint, actor_id: int, agent_name: str) ->
         raise Conflict("The final response was already sent.")
     body = render_final_response(complaint, agent_name)
     now = utcnow()
-    outbound.stage_mail(
+    message = outbound.stage_mail(
         complaint.ticket,
         "outbound",
         body,
@@ -245,7 +261,6 @@ def send_final_response(complaint: Complaint, actor_id: int, agent_name: str) ->
     complaint.ombudsman_deadline = PROFILES[complaint.profile].ombudsman_deadline(now)
     _move(complaint, "responded", actor_id)
     db.session.commit()
-    message = complaint.ticket.messages[-1]
     outbound.queue_send(message)
     return complaint
 

@@ -210,6 +210,7 @@ def recorded(
     interaction: Interaction, record: IvrFlow, node_id: str, recording_url: str | None
 ) -> tuple[str, AfterCommit]:
     """A voicemail was left: the interaction ends as voicemail; the flow goes on."""
+    _lock(interaction)
     node = _renderer(record).node(node_id)
     _end_in_ivr(interaction, "voicemail")
     if interaction.outcome == "voicemail":
@@ -221,6 +222,12 @@ def recorded(
     return enter(interaction, record, node["next"])
 
 
+def _lock(interaction: Interaction) -> None:
+    """Lock the call's row: Twilio's <Record> action, recording and transcription callbacks
+    can arrive at the same moment, and only one of them may create the voicemail's ticket."""
+    db.session.refresh(interaction, with_for_update=True)
+
+
 def attach_recording(call_sid: str, recording_url: str) -> Interaction | None:
     """A recording status callback: keep the recording's URL; a voicemail becomes a ticket.
 
@@ -228,6 +235,8 @@ def attach_recording(call_sid: str, recording_url: str) -> Interaction | None:
     database was down: it is recorded now, as a voicemail, so no message is lost.
     """
     interaction = routing.interaction_by_external_id(call_sid)
+    if interaction is not None:
+        _lock(interaction)
     if interaction is None:
         now = utcnow()
         interaction = Interaction(
@@ -252,5 +261,6 @@ def attach_transcription(call_sid: str, text: str) -> Interaction | None:
     """Twilio's transcription of a voicemail: the ticket's message gets the text."""
     interaction = routing.interaction_by_external_id(call_sid)
     if interaction is not None:
+        _lock(interaction)
         tickets.attach_transcription(interaction, text)
     return interaction

@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from contact_center import audit
 from contact_center.complaints import services as complaints
 from contact_center.complaints.models import Complaint
+from contact_center.complaints.profiles import PROFILES
 from contact_center.customers.models import Customer, CustomerIdentity
 from contact_center.customers.services import (
     find_by_identity,
@@ -29,7 +30,12 @@ from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Queue
 from contact_center.tickets import inbound, outbound
 from contact_center.tickets.models import MailAttachment, Ticket, TicketMessage
-from contact_center.tickets.services import add_message, create_ticket, reopen_for_customer
+from contact_center.tickets.services import (
+    accepts_customer_reply,
+    add_message,
+    create_ticket,
+    reopen_for_customer,
+)
 
 log = logging.getLogger(__name__)
 STATUS_LINK_DAYS = 400  # past the 6-month ombudsman window of a complaint
@@ -38,6 +44,7 @@ SUBMISSIONS_PER_WINDOW = 5
 RATE_WINDOW_S = 600
 MAX_FILES = 3
 MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_REQUEST_BYTES = MAX_FILES * MAX_FILE_BYTES + 1024 * 1024  # the files and the form
 PUBLIC_KINDS = ("inbound", "outbound", "auto_reply")
 CUSTOMER_STATUS = {
     "new": "Received: waiting for one of our team",
@@ -101,9 +108,9 @@ class Upload:
 
 
 def _customer(name: str, email: str, phone: str | None) -> Customer:
+    """The customer the submission belongs to: by email only (what the acknowledgement proves
+    they own), never by a phone number anyone could type."""
     customer = find_by_identity("email", email)
-    if customer is None and phone:
-        customer = find_by_identity("phone", phone)
     if customer is None:
         customer = Customer(name=name)
         customer.identities = [CustomerIdentity(kind="email", value=email)]
@@ -202,7 +209,7 @@ def acknowledgement(ticket: Ticket, kind: str) -> str:
     lines = [f"Thank you. We have received your {kind} and given it the number {ticket.number}."]
     complaint = complaint_of(ticket)
     if complaint is not None:
-        due = complaint.final_response_due.strftime("%-d %B %Y")
+        due = PROFILES[complaint.profile].local_date(complaint.final_response_due)
         lines.append(f"We will send you our final response by {due} at the latest.")
     lines.append(f"You can follow its progress and add information here:\n{link}")
     return "\n\n".join(lines)
@@ -221,11 +228,11 @@ def public_messages(ticket: Ticket) -> list[TicketMessage]:
 def add_information(ticket: Ticket, text: str, uploads: list[Upload]) -> TicketMessage:
     """The customer adds information from the status page; it reaches an agent again."""
     check_uploads(uploads)
-    if ticket.status == "closed":
+    if not accepts_customer_reply(ticket):
         raise APIError(409, "This case is closed. Please open a new one.")
     reopen_for_customer(ticket)
     message = add_message(ticket, "inbound", text)
-    message.from_address = ticket.customer.identity_values("email")[0] if ticket.customer else None
+    message.from_address = outbound.customer_address(ticket)
     _attach(message, uploads)
     interaction = None
     if ticket.queue_id is not None:

@@ -12,6 +12,7 @@ from wtforms import MultipleFileField, RadioField, SelectField, StringField, Tex
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from contact_center.complaints.profiles import PROFILES
 from contact_center.errors import APIError
 from contact_center.portal import services
 from contact_center.portal.services import CUSTOMER_STATUS, Upload
@@ -79,6 +80,13 @@ def _limited() -> bool:
     return not services.within_rate_limit(request.remote_addr or "unknown")
 
 
+@bp.before_request
+def allow_attachments() -> None:
+    """The forms take up to three 5 MB files: more than the API's request limit."""
+    request.max_content_length = services.MAX_REQUEST_BYTES
+    request.max_form_memory_size = services.MAX_REQUEST_BYTES
+
+
 @bp.route("/support", methods=["GET", "POST"])
 def submit():
     form = SubmitForm()
@@ -102,8 +110,16 @@ def submit():
         except APIError as exc:
             error = exc.message
         else:
-            token = services.status_token(ticket)
-            return redirect(url_for("portal.status", token=token, new=1))
+            # The status link goes only to the address given: whoever types someone else's
+            # address cannot read the replies.
+            return render_template(
+                "portal/message.html",
+                title="Thank you",
+                message=(
+                    f"We have received it as case {ticket.number}. We have sent an email to "
+                    "the address you gave with a link to follow it and add information."
+                ),
+            )
     status = 400 if request.method == "POST" else 200
     return render_template("portal/submit.html", form=form, error=error), status
 
@@ -126,16 +142,18 @@ def status(token: str):
             else:
                 return redirect(url_for("portal.status", token=token, added=1))
     complaint = services.complaint_of(ticket)
+    final_response_due = (
+        PROFILES[complaint.profile].local_date(complaint.final_response_due) if complaint else None
+    )
     code = 400 if request.method == "POST" else 200
     return render_template(
         "portal/status.html",
         ticket=ticket,
         status_text=CUSTOMER_STATUS[ticket.status],
-        complaint=complaint,
+        final_response_due=final_response_due,
         messages=services.public_messages(ticket),
         form=form,
         error=error,
-        new=request.args.get("new"),
         added=request.args.get("added"),
     ), code
 

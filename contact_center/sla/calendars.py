@@ -78,12 +78,16 @@ class Calendar:
         return sorted(intervals)
 
     def _intervals_from(self, moment: datetime):
-        """Working intervals (UTC) that end after `moment`, in order."""
+        """Working intervals (UTC) after `moment`, in order and not overlapping (a night
+        shift running into the next day's early window is counted once)."""
         day = moment.astimezone(self.zone).date() - timedelta(days=1)  # overnight windows
+        covered = moment
         for offset in range(MAX_DAYS):
             for start, end in self.day_intervals(day + timedelta(days=offset)):
-                if end > moment:
-                    yield max(start, moment), end
+                begin = max(start, covered)
+                if end > begin:
+                    yield begin, end
+                    covered = end
         raise NoBusinessTime("No working time within three years.")
 
     def add_business_minutes(self, start: datetime, minutes: float) -> datetime:

@@ -61,9 +61,9 @@ def touch(ticket_id: int, user: User, replying: bool | None = None) -> dict[str,
         pipe.expire(viewers_key, VIEWER_TTL_S * 2)
         if replying is True:
             pipe.sadd(replying_key, str(user.id))
-            pipe.expire(replying_key, VIEWER_TTL_S * 2)
         elif replying is False:
             pipe.srem(replying_key, str(user.id))
+        pipe.expire(replying_key, VIEWER_TTL_S * 2)  # kept while anyone refreshes
         pipe.execute()
     return _broadcast(ticket_id)
 

@@ -76,7 +76,7 @@ def _thread(parsed: mail.ParsedMail, customer: Customer) -> Ticket | None:
     if number is not None:
         ticket = ticket_by_number(number)
         # A subject token is easy to type: it threads only the ticket's own customer's mail.
-        if ticket is not None and ticket.customer_id in (None, customer.id):
+        if ticket is not None and ticket.customer_id == customer.id:
             return _survivor(ticket)
     number = outbound.ticket_number_from_addresses(parsed.recipients)
     if number is not None and (ticket := ticket_by_number(number)) is not None:
@@ -140,7 +140,13 @@ def _ingest(raw: bytes, parsed: mail.ParsedMail) -> Ingested:
     queue = email_queue()
     customer = _customer(parsed)
     earlier = _thread(parsed, customer)
-    ticket = earlier if earlier is not None and accepts_customer_reply(earlier) else None
+    if parsed.automatic and earlier is not None:
+        ticket = earlier  # an out-of-office reply is kept, but reopens and starts nothing
+    elif earlier is not None and accepts_customer_reply(earlier):
+        ticket = earlier
+        reopen_for_customer(ticket)
+    else:
+        ticket = None
     new_ticket = ticket is None
     if ticket is None:
         ticket = create_ticket(
@@ -148,8 +154,6 @@ def _ingest(raw: bytes, parsed: mail.ParsedMail) -> Ingested:
         )
         if earlier is not None:  # about a closed ticket, or one solved too long ago
             link(ticket, earlier, None, kind="follow_up")
-    else:
-        reopen_for_customer(ticket)
     message = add_message(ticket, "inbound", parsed.reply_text)
     message.message_id = parsed.message_id
     message.in_reply_to = parsed.in_reply_to[0] if parsed.in_reply_to else None
@@ -225,6 +229,9 @@ def _ingest_report(parsed: mail.ParsedMail) -> Ingested:
                 CustomerIdentity.kind == "email", CustomerIdentity.value == failure.recipient
             )
         )
+        # Only the address our message went to: a report cannot silence other addresses.
+        if original is None or original.to_address != failure.recipient:
+            continue
         if identity is not None and identity.undeliverable_at is None:
             identity.undeliverable_at = utcnow()
             identity.undeliverable_reason = f"{failure.status} {failure.diagnostic}"[:500]

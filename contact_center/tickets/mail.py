@@ -79,7 +79,12 @@ def strip_quotes(text: str) -> str:
 
 
 def _message_ids(value: str | None) -> list[str]:
-    return MESSAGE_ID.findall(value or "")
+    return [mid for mid in MESSAGE_ID.findall(value or "") if len(mid) <= 998]
+
+
+def one_line(text: str) -> str:
+    """Header-safe text: line breaks (which would end a header) become spaces."""
+    return " ".join(text.split())
 
 
 def is_automatic(message: EmailMessage) -> bool:
@@ -135,6 +140,8 @@ def parse(raw: bytes) -> ParsedMail:
     name, address = parseaddr(from_header)
     if "@" not in address:
         raise MalformedMail("The message has no sender address (From).")
+    if len(address) > 320:
+        raise MalformedMail("The sender address is longer than 320 characters.")
     message_ids = _message_ids(str(message.get("Message-ID") or ""))
     # A message without a Message-ID is known by its bytes, so a redelivery is still a repeat.
     message_id = message_ids[0] if message_ids else f"<{hashlib.sha256(raw).hexdigest()}@hash>"
@@ -149,9 +156,9 @@ def parse(raw: bytes) -> ParsedMail:
     parsed = ParsedMail(
         message_id=message_id[:998],
         sender=address.strip().lower(),
-        sender_name=name.strip(),
+        sender_name=one_line(name)[:200],
         recipients=recipients,
-        subject=str(message.get("Subject") or "").strip()[:MAX_SUBJECT],
+        subject=one_line(str(message.get("Subject") or ""))[:MAX_SUBJECT],
         text=text,
         reply_text=strip_quotes(text),
         in_reply_to=_message_ids(str(message.get("In-Reply-To") or "")),

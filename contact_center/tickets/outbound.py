@@ -18,6 +18,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
 
@@ -27,6 +28,7 @@ from contact_center.customers.services import mask
 from contact_center.db_types import utcnow
 from contact_center.errors import Conflict
 from contact_center.extensions import db
+from contact_center.tickets.mail import one_line
 from contact_center.tickets.models import Ticket, TicketMessage
 from contact_center.tickets.services import add_message
 
@@ -123,7 +125,7 @@ def stage_mail(
     message.message_id = new_message_id()
     message.in_reply_to = in_reply_to
     message.references = references
-    message.subject = subject_with_token(ticket, subject)
+    message.subject = one_line(subject_with_token(ticket, subject))
     message.from_address = current_app.config["MAIL_FROM"]
     message.to_address = to
     message.delivery_status = "queued"
@@ -176,8 +178,15 @@ def stage_auto_ack(ticket: Ticket, inbound: TicketMessage) -> TicketMessage | No
 
 
 def queue_send(message: TicketMessage) -> None:
-    """Hand a committed outbound message to the workers."""
-    jobs.enqueue(send_message, message.id, job_id=f"mail-{message.id}-{message.send_attempts}")
+    """Hand a committed outbound message to the workers.
+
+    If Redis is down the message stays queued in the database, and a routing rebuild
+    queues it again: the caller's committed work must not turn into an error (and a retry).
+    """
+    try:
+        jobs.enqueue(send_message, message.id, job_id=f"mail-{message.id}-{message.send_attempts}")
+    except redis.RedisError:
+        log.exception("mail %s stays queued until `flask routing rebuild`", message.id)
 
 
 def build_email(message: TicketMessage) -> EmailMessage:
@@ -229,7 +238,14 @@ def send_message(message_id: int) -> str:
         return "failed"
     message.send_attempts += 1
     try:
-        _smtp_send(build_email(message))
+        mail = build_email(message)
+    except ValueError as exc:  # a header Python refuses to write: no retry can fix it
+        message.delivery_status = "failed"
+        message.delivery_error = f"The message cannot be written: {exc}"[:2000]
+        db.session.commit()
+        return "failed"
+    try:
+        _smtp_send(mail)
     except (smtplib.SMTPException, OSError) as exc:
         return _send_failed(message, exc)
     message.delivery_status = "sent"

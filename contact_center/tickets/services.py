@@ -53,7 +53,7 @@ def create_ticket(
 ) -> Ticket:
     """Stage a new ticket with its number (the caller commits)."""
     ticket = Ticket(
-        subject=subject[:300],
+        subject=" ".join(subject.split())[:300],
         channel=channel,
         customer_id=customer_id,
         queue_id=queue_id,
@@ -289,6 +289,8 @@ def update_ticket(ticket: Ticket, changes: dict[str, Any], actor_id: int) -> Tic
         changes["custom_fields"] = validate_custom_fields(changes.get("type", ticket.type), merged)
     if ticket.status == "new" and changes.get("assignee_id") and "status" not in changes:
         changes["status"] = "open"  # someone took it on
+    if "subject" in changes:
+        changes["subject"] = " ".join(changes["subject"].split())  # it becomes a mail header
     fields = [f for f in (*EDITABLE, "custom_fields") if f in changes]
     changed = [f for f in fields if changes[f] != getattr(ticket, f)]
     if not changed:
@@ -474,12 +476,27 @@ def linked_ids(ticket: Ticket) -> list[int]:
     return sorted({a if b == ticket.id else b for a, b in rows})
 
 
+def template_placeholders(template: str, field: str) -> set[str]:
+    """The {names} a template uses; 422 for a malformed one or one with format specs or
+    conversions ({x:>9999999} could build a huge string)."""
+    names = set()
+    try:
+        for _, name, spec, conversion in Formatter().parse(template):
+            if name is None:
+                continue
+            if spec or conversion or not name.isidentifier():
+                raise ValueError(
+                    f"use plain placeholders such as {{customer_name}}, not {{{name}...}}"
+                )
+            names.add(name)
+    except ValueError as exc:
+        raise APIError(422, "The template is malformed.", fields={field: [str(exc)]}) from None
+    return names
+
+
 def check_placeholders(body: str) -> str:
     """A canned response's body may use only the known placeholders (422 otherwise)."""
-    try:
-        names = {name for _, name, _, _ in Formatter().parse(body) if name is not None}
-    except ValueError as exc:
-        raise APIError(422, "The template is malformed.", fields={"body": [str(exc)]}) from None
+    names = template_placeholders(body, "body")
     unknown = sorted(names - set(PLACEHOLDERS))
     if unknown:
         raise APIError(

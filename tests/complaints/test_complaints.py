@@ -190,3 +190,30 @@ def test_bad_registrations_change_nothing(app, api):
     bad_ticket = {"ticket_id": 999, "category": "x", "channel_received": "phone"}
     assert api("post", "/api/v1/complaints", json=bad_ticket).status_code == 422
     assert db.session.query(Ticket).count() == 0
+
+
+def test_calendar_periods_keep_the_local_hour_across_dst(app):
+    profile = PROFILES["uk_fca_disp"]
+    received = utc(2026, 10, 1, 9, 0)  # 10:00 in London (BST)
+    final = profile.deadlines(received)["final_response_due"]
+    assert final == utc(2026, 11, 26, 10, 0)  # 10:00 in London (GMT), eight weeks on
+    # Sent 23:30 on 30 November (GMT): six months on the London clock is 30 May, 23:30 BST
+    # (22:30 UTC); counting in UTC would have made it the 31st in London.
+    ombudsman = profile.ombudsman_deadline(utc(2026, 11, 30, 23, 30))
+    assert ombudsman == utc(2027, 5, 30, 22, 30)
+    assert profile.local_date(ombudsman) == "30 May 2027"
+    assert profile.local_date(utc(2026, 10, 20, 23, 30)) == "21 October 2026"
+
+
+def test_templates_with_unknown_placeholders_or_format_specs_are_refused(
+    app, client, auth_header, create_user
+):
+    admin = auth_header(create_user("ada", role="admin"))
+    base = services.DEFAULT_FINAL_RESPONSE
+    for template in (base + " {secret}", base + " {remedy:>999999999}", base + " {remedy!r}"):
+        refused = client.put(
+            "/api/v1/complaints/settings",
+            json={"profile": "uk_fca_disp", "final_response_template": template},
+            headers=admin,
+        )
+        assert refused.status_code == 422, template

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from contact_center.complaints.models import Complaint
 from contact_center.extensions import db
-from contact_center.tickets.models import MailAttachment, Ticket
+from contact_center.tickets.models import MailAttachment, Ticket, TicketMessage
 
 pytestmark = pytest.mark.e2e
 
@@ -34,8 +34,13 @@ def test_customer_files_a_complaint_and_follows_it(
     page.set_input_files("#attachments", str(evidence))
     page.click("#send")
 
-    expect(page).to_have_url(re.compile(r"/support/status/[^/?]+\?new=1$"))
-    expect(page.get_by_role("status")).to_contain_text("We have received it")
+    expect(page.locator("#portal-message")).to_contain_text("We have sent an email")
+    # The customer follows the link from the acknowledgement mail.
+    db.session.expire_all()
+    ack = db.session.scalars(
+        sa.select(TicketMessage).where(TicketMessage.kind == "auto_reply")
+    ).one()
+    page.goto(re.search(r"http://cc\.test(/support/status/\S+)", ack.body)[1])
     number = page.locator("#case-number").inner_text()
     expect(page.locator("#case-status")).to_have_text("Received: waiting for one of our team")
     expect(page.locator("#final-response-due")).to_have_text(re.compile(r"^\d{1,2} \w+ 20\d\d$"))

@@ -97,3 +97,14 @@ def test_close_of_business_on_the_third_business_day():
     # Received Thursday 24 Dec 2026: business days after it are 29, 30, 31 Dec.
     received = at(LONDON, 2026, 12, 24, 11, 0)
     assert uk.close_of_business(received, 3) == at(LONDON, 2026, 12, 31, 17, 0)
+
+
+def test_overlapping_windows_count_once():
+    calendar = Calendar("UTC", {"mon": [["22:00", "06:00"]], "tue": [["00:00", "08:00"]]})
+    monday_8pm = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)
+    # Monday 22:00 to Tuesday 08:00 is ten hours of working time, not sixteen.
+    assert (
+        calendar.business_minutes_between(monday_8pm, datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+        == 600
+    )
+    assert calendar.add_business_minutes(monday_8pm, 600) == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

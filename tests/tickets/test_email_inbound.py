@@ -404,3 +404,63 @@ def _delivery_report(original_message_id: str, recipient: str) -> bytes:
         f"From: help@desk.test\r\nTo: {recipient}\r\nMessage-ID: {original_message_id}\r\n"
         "Subject: Re: Card not arrived\r\n\r\n--B--\r\n"
     ).encode()
+
+
+def test_an_out_of_office_reply_to_a_solved_ticket_reopens_nothing(app, post_mail):
+    first = _ticket_mail(post_mail, message_id="<ooo-root@example.org>")
+    first.status = "solved"
+    from contact_center.db_types import utcnow
+
+    first.solved_at = utcnow()
+    db.session.commit()
+    reply = _ticket_mail(
+        post_mail,
+        subject="Automatic reply: away",
+        headers={"In-Reply-To": "<ooo-root@example.org>", "Auto-Submitted": "auto-replied"},
+    )
+    assert reply.id == first.id and reply.status == "solved"
+    assert _count(Ticket) == 1 and _count(Interaction) == 1  # only the first mail's
+
+
+def test_a_subject_token_never_threads_into_a_ticket_without_customer(app, post_mail):
+    from contact_center.tickets.services import create_ticket
+
+    voicemail = create_ticket("Voicemail from +44***23", "voice")
+    db.session.commit()
+    intruder = _ticket_mail(post_mail, sender="eve@evil.test", subject=f"Re: [#{voicemail.number}]")
+    assert intruder.id != voicemail.id
+
+
+def test_line_breaks_in_a_subject_cannot_reach_a_header(app, post_mail):
+    raw = make_mail(subject="placeholder").replace(
+        b"Subject: placeholder", b"Subject: =?utf-8?q?Hi=0D=0ABcc:_x@y.com?="
+    )
+    _ok(post_mail(raw))
+    ticket = _only(Ticket)
+    assert "\r" not in ticket.subject and "\n" not in ticket.subject
+    assert ticket.subject == "Hi Bcc: x@y.com"
+
+
+def test_an_overlong_sender_is_refused_not_retried(app, post_mail):
+    response = post_mail(make_mail(sender=f"{'a' * 330}@example.org"))
+    assert response.status_code == 400
+    assert _count(Ticket) == 0
+
+
+def test_a_report_cannot_silence_an_address_our_message_did_not_go_to(
+    app, post_mail, client, create_user, auth_header, smtp_server, run_jobs
+):
+    ticket = _ticket_mail(post_mail)
+    other = _ticket_mail(post_mail, sender="bob@example.org", subject="Another")
+    agent = create_user("alice")
+    sent = client.post(
+        f"/api/v1/tickets/{ticket.id}/replies", json={"body": "Hello"}, headers=auth_header(agent)
+    ).get_json()
+    run_jobs()
+    _ok(post_mail(_delivery_report(sent["message_id"], "bob@example.org")))
+    db.session.expire_all()
+    bob = db.session.scalar(
+        sa.select(CustomerIdentity).where(CustomerIdentity.value == "bob@example.org")
+    )
+    assert bob.undeliverable_at is None and other.customer_id == bob.customer_id
+    assert db.session.get(TicketMessage, sent["id"]).delivery_status == "sent"

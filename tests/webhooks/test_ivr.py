@@ -27,6 +27,9 @@ ALWAYS_OPEN = {day: [["00:00", "24:00"]] for day in flows.WEEKDAYS}
 def _definition(**hours) -> dict:
     definition = json.loads(flows.DEFAULT_FLOW_PATH.read_text(encoding="utf-8"))
     definition["nodes"]["hours"]["schedule"] = hours.get("schedule", ALWAYS_OPEN)
+    # No public holidays either: "always open" must not close on a bank holiday.
+    definition["nodes"]["hours"].pop("country", None)
+    definition["nodes"]["hours"].pop("subdivision", None)
     return definition
 
 
