@@ -23,7 +23,6 @@ from contact_center.agents.models import PRESENCES, User
 from contact_center.customers.services import (
     history,
     identify_caller,
-    mask,
     screen_pop_for_caller,
 )
 from contact_center.db_types import isoformat, utcnow
@@ -765,10 +764,12 @@ def receive_call(
     queue_now: bool = True,
     queue: Queue | None = None,
 ) -> Interaction:
-    """Record an incoming call (flushed, not committed): queued at once, or in the IVR."""
-    existing = interaction_by_external_id(call_sid)
-    if existing is not None:
-        return existing
+    """Stage an incoming call (added, not flushed): queued at once, or in the IVR.
+
+    The webhook has found no answer stored for this CallSid, and a call and its answer are
+    committed together, so the call is new; a concurrent delivery of the same call loses on
+    the unique CallSid when the session flushes.
+    """
     customer = identify_caller(from_number)
     interaction = Interaction(
         channel="voice",
@@ -785,10 +786,6 @@ def receive_call(
     if queue_now:
         queue_waiting(interaction, queue or default_queue())
     db.session.add(interaction)
-    db.session.flush()
-    log.info(
-        "call %s from %s queued as interaction %s", call_sid, mask(from_number), interaction.id
-    )
     return interaction
 
 
