@@ -156,11 +156,14 @@ def _after_commit(action: Callable[[], Any]) -> None:
 @bp.post("/voice")
 @signed
 def incoming_call():
-    """A call arrives: record it, identify the caller, then the IVR or straight to the queue."""
+    """A call arrives: record it, identify the caller, then the IVR or straight to the queue.
+
+    A retried delivery is not looked up first: a call and its answer are committed together
+    under a unique CallSid and answer key, so a retry finds out when they are written, and
+    then rolls back and gets the stored answer. First deliveries save a query.
+    """
     form = IncomingCallForm().load(request.form)
     key = f"voice:{form['CallSid']}"
-    if (earlier := replay(key)) is not None:
-        return earlier
     entry = ivr_flows.call_entry()
     closure, flow = entry.closure, entry.flow
     ivr_path = closure["enabled"] or flow is not None

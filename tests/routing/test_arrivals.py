@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Reservation
 from contact_center.routing.store import BUILT, RESERVATIONS, TAG, NotBuilt, RoutingStore
-from tests.conftest import ACCOUNT_SID, call_sid
+from tests.conftest import ACCOUNT_SID, PUBLIC_BASE_URL, call_sid, sign
 from tests.routing.conftest import pending
 
 
@@ -133,3 +134,40 @@ def test_other_operations_notice_lost_state_within_the_check_interval(app, make_
     store = routing.get_store()
     assert store.redis.exists(BUILT)
     assert store.presence(sam.id) == "available"
+
+
+def test_concurrent_deliveries_of_a_new_call_record_it_once_and_answer_alike(app, make_queue):
+    make_queue("General", is_default=True)
+    params = {
+        "CallSid": call_sid(3),
+        "AccountSid": ACCOUNT_SID,
+        "From": "+447700900123",
+        "To": "+441632960000",
+        "CallStatus": "ringing",
+    }
+    headers = {"X-Twilio-Signature": sign(PUBLIC_BASE_URL + "/webhooks/twilio/voice", params)}
+    barrier = threading.Barrier(4)
+    answers, errors = [], []
+
+    def deliver():
+        client = app.test_client()  # its own request and database session in this thread
+        try:
+            barrier.wait(timeout=10)
+            response = client.post("/webhooks/twilio/voice", data=params, headers=headers)
+            answers.append((response.status_code, response.data))
+        except Exception as exc:  # a failure here is what the test is looking for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert [status for status, _ in answers] == [200] * 4
+    assert len({body for _, body in answers}) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 1
+    interaction = _by_call(3)
+    store = routing.get_store()
+    assert _places(store.redis, interaction.id) == 1
+    assert _events_of(store, interaction.id) == ["enqueued"]
