@@ -8,7 +8,9 @@ from the database always restores a consistent Redis.
 
 from __future__ import annotations
 
+import copy
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from twilio.base.exceptions import TwilioRestException
 
 from contact_center.agents.models import PRESENCES, User
@@ -57,6 +60,9 @@ PREFERRED_AGENT_S = 20  # how long an interaction waits for its preferred agent
 # Arrivals check exactly (inside their script); after a Redis restart other processes
 # notice within this time and rebuild, which restores whatever they wrote meanwhile.
 BUILT_CHECK_S = 1.0
+# How long a process reuses the default queue's row (every call without an IVR flow needs
+# it); queues are created, never changed or deleted, so only a new default waits this long.
+DEFAULT_QUEUE_CACHE_S = 1.0
 
 
 # ---------------------------------------------------------------- store and queues
@@ -83,7 +89,14 @@ def _sigs_key(queue_id: int) -> str:
 
 
 def default_queue() -> Queue:
-    """The queue calls go to before the IVR picks one; created on first use."""
+    """The queue calls go to before the IVR picks one; created on first use.
+
+    Read from the database at most once every DEFAULT_QUEUE_CACHE_S per process; meanwhile
+    each session gets its own copy of the row, without a query.
+    """
+    cached = current_app.extensions.get("default_queue")
+    if cached is not None and time.monotonic() - cached[0] < DEFAULT_QUEUE_CACHE_S:
+        return _session_copy(cached[1])
     query = sa.select(Queue).order_by(Queue.is_default.desc(), Queue.id).limit(1)
     queue = db.session.scalar(query)
     if queue is None:
@@ -95,6 +108,20 @@ def default_queue() -> Queue:
             return db.session.scalar(query)
         get_store()
         _admit_available_agents()
+        return queue  # not cached: this transaction may still roll it back
+    row = {attr.key: getattr(queue, attr.key) for attr in sa.inspect(Queue).column_attrs}
+    current_app.extensions["default_queue"] = (time.monotonic(), row)
+    return queue
+
+
+def _session_copy(row: dict[str, Any]) -> Queue:
+    """A queue row as a persistent, unmodified object of this session (no query)."""
+    existing = db.session.identity_map.get(db.session.identity_key(Queue, row["id"]))
+    if existing is not None:
+        return existing
+    queue = Queue(**copy.deepcopy(row))  # JSON values are this session's own to change
+    make_transient_to_detached(queue)  # as if loaded: no history, nothing to write
+    db.session.add(queue)
     return queue
 
 

@@ -171,3 +171,25 @@ def test_concurrent_deliveries_of_a_new_call_record_it_once_and_answer_alike(app
     store = routing.get_store()
     assert _places(store.redis, interaction.id) == 1
     assert _events_of(store, interaction.id) == ["enqueued"]
+
+
+def test_calls_read_the_default_queue_at_most_once_a_second(app, make_queue, twilio_post):
+    queue = make_queue("General", is_default=True)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert _call(twilio_post, 4).status_code == 200
+        db.session.expunge_all()  # the next request's session starts without the queue
+        assert _call(twilio_post, 5).status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert len([s for s in statements if "FROM queues" in s]) == 1
+    assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    for n in (4, 5):
+        interaction = _by_call(n)
+        assert interaction.queue_id == queue.id
+        assert _places(routing.get_store().redis, interaction.id) == 1
