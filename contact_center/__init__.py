@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 
 from contact_center import config as settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# A pooled connection idle at least this long is pinged before use (see _ping_idle).
+POOL_PING_IDLE_S = 1.0
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -57,7 +61,46 @@ def _engine_options(url: str) -> dict[str, Any]:
             "hide_parameters": True,  # error logs must not carry customers' data
         }
     # Gevent workers serve many requests at once: keep connections rather than reopen them.
-    return {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 20, "hide_parameters": True}
+    # LIFO reuses the hottest connections, so the rest stay idle and get pinged (not every
+    # checkout: see _ping_idle); recycling bounds a connection's age below proxy and
+    # server limits.
+    return {
+        "pool_size": 20,
+        "max_overflow": 20,
+        "pool_use_lifo": True,
+        "pool_recycle": 1800,
+        "hide_parameters": True,  # error logs must not carry customers' data
+    }
+
+
+def _ping_idle(engine: sa.Engine, idle_s: float) -> None:
+    """Ping a pooled connection before use only when it sat idle for `idle_s` or more.
+
+    SQLAlchemy's pool_pre_ping costs a round trip on every checkout, as much as a query
+    of the webhook it serves. A connection used moments ago is alive but for a failure in
+    between; that failure invalidates the whole pool when the query meets it, so only the
+    requests already in flight are lost, as they would be with a ping. After a pause (a
+    database restart, a proxy dropping idle connections) the ping finds a dead connection
+    and the pool replaces it before any request sees it.
+    """
+    dialect = engine.dialect
+
+    @sa.event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # Every other pooled connection is as old: the pool replaces them all.
+                raise sa.exc.InvalidatePoolError(str(error)) from error
+            raise
 
 
 def _init_extensions(app: Flask) -> None:
@@ -67,6 +110,9 @@ def _init_extensions(app: Flask) -> None:
     from contact_center.redis_client import init_redis
 
     db.init_app(app)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _ping_idle(db.engine, POOL_PING_IDLE_S)  # creating the engine does not connect
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "web.login"

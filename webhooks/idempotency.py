@@ -21,13 +21,17 @@ def claim(key: str, body: str, content_type: str, status_code: int = 200) -> Res
     """Stage this delivery's answer in the current transaction.
 
     Returns None when this delivery is the first; the caller's commit stores the answer
-    together with the delivery's changes. When a concurrent delivery of the same key won
-    the race, rolls back and returns that delivery's answer.
+    together with the delivery's changes (flushed here with the answer). When a concurrent
+    delivery of the same key won the race, rolls back and returns that delivery's answer;
+    any other conflict is raised, after the rollback, since nothing was stored.
     """
     add_receipt(key, status_code, content_type, body)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        return replay(key)
+        earlier = replay(key)
+        if earlier is None:
+            raise
+        return earlier
     return None

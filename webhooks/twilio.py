@@ -13,11 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
+from contact_center.customers.services import mask
 from contact_center.db_types import utcnow
 from contact_center.errors import APIError, error_response
 from contact_center.extensions import db
@@ -139,10 +141,23 @@ def _commit_once(key: str, body: str, after: Callable[[], Any] | None) -> Respon
     """Store the answer with the staged changes, then do the routing work."""
     if (earlier := claim(key, body, TWIML)) is not None:
         return earlier
-    db.session.commit()
+    _commit_keeping_values()
     if after is not None:
         _after_commit(after)
     return _twiml(body)
+
+
+def _commit_keeping_values() -> None:
+    """Commit without expiring the session's objects: the routing work after the commit
+    reads what this request has just written, so reloading it would only cost round trips.
+    (Routing locks and refreshes whatever it must decide on, as with any stale object.)"""
+    session = db.session()
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def _after_commit(action: Callable[[], Any]) -> None:
@@ -156,16 +171,21 @@ def _after_commit(action: Callable[[], Any]) -> None:
 @bp.post("/voice")
 @signed
 def incoming_call():
-    """A call arrives: record it, identify the caller, then the IVR or straight to the queue."""
+    """A call arrives: record it, identify the caller, then the IVR or straight to the queue.
+
+    A retried delivery is not looked up first: a call and its answer are committed together
+    under a unique CallSid and answer key, so a retry finds out when they are written, and
+    then rolls back and gets the stored answer. First deliveries save a query.
+    """
     form = IncomingCallForm().load(request.form)
     key = f"voice:{form['CallSid']}"
-    if (earlier := replay(key)) is not None:
-        return earlier
     entry = ivr_flows.call_entry()
     closure, flow = entry.closure, entry.flow
     ivr_path = closure["enabled"] or flow is not None
     queue = None if ivr_path else routing.default_queue()
     try:
+        # Staged, not yet written: the call and its answer go to the database in one flush
+        # (in `claim`, or earlier when the IVR's own queries flush them).
         interaction = routing.receive_call(
             form["CallSid"],
             form["From"],
@@ -174,20 +194,30 @@ def incoming_call():
             queue_now=not ivr_path,
             queue=queue,
         )
+        if closure["enabled"]:
+            body, after = ivr.closed_for_emergency(interaction, closure["message"])
+        elif flow is not None:
+            body, after = ivr.enter(interaction, flow, flow.definition["start"])
+        else:
+            body = ivr.hold_in_queue(
+                queue.name, "Thank you for calling. Please hold while we connect you to an agent."
+            )
+            after = functools.partial(routing.enqueue, interaction)
     except IntegrityError:
         # A concurrent first delivery of the same call won: answer as it did.
         db.session.rollback()
         if (earlier := replay(key)) is not None:
             return earlier
         raise
-    if closure["enabled"]:
-        return _commit_once(key, *ivr.closed_for_emergency(interaction, closure["message"]))
-    if flow is not None:
-        return _commit_once(key, *ivr.enter(interaction, flow, flow.definition["start"]))
-    body = ivr.hold_in_queue(
-        queue.name, "Thank you for calling. Please hold while we connect you to an agent."
-    )
-    return _commit_once(key, body, lambda: routing.enqueue(interaction))
+    answer = _commit_once(key, body, after)
+    if sa.inspect(interaction).persistent:  # else a concurrent delivery answered first
+        log.info(
+            "call %s from %s recorded as interaction %s",
+            form["CallSid"],
+            mask(form["From"]),
+            interaction.id,
+        )
+    return answer
 
 
 @bp.post("/voice/wait")

@@ -8,7 +8,9 @@ from the database always restores a consistent Redis.
 
 from __future__ import annotations
 
+import copy
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from twilio.base.exceptions import TwilioRestException
 
 from contact_center.agents.models import PRESENCES, User
@@ -37,6 +40,7 @@ from contact_center.routing.models import HOLDING_STATUSES, Interaction, Queue, 
 from contact_center.routing.store import (
     REBUILD_LOCK,
     TAG,
+    NotBuilt,
     Offer,
     RoutingStore,
     idle_key,
@@ -53,6 +57,13 @@ DISCONNECT_GRACE_S = 30
 STEP_RETRY_S = 2
 MAX_MATCHES_PER_CALL = 1000
 PREFERRED_AGENT_S = 20  # how long an interaction waits for its preferred agent
+# How long a process trusts that the routing state is built before asking Redis again.
+# Arrivals check exactly (inside their script); after a Redis restart other processes
+# notice within this time and rebuild, which restores whatever they wrote meanwhile.
+BUILT_CHECK_S = 1.0
+# How long a process reuses the default queue's row (every call without an IVR flow needs
+# it); queues are created, never changed or deleted, so only a new default waits this long.
+DEFAULT_QUEUE_CACHE_S = 1.0
 
 
 # ---------------------------------------------------------------- store and queues
@@ -61,7 +72,7 @@ PREFERRED_AGENT_S = 20  # how long an interaction waits for its preferred agent
 def get_store() -> RoutingStore:
     """The routing store; rebuilds Redis from the database if Redis lost its state."""
     store = _store()
-    if not store.is_built():
+    if not store.is_built(max_age=BUILT_CHECK_S):
         rebuild_state()
     return store
 
@@ -79,7 +90,14 @@ def _sigs_key(queue_id: int) -> str:
 
 
 def default_queue() -> Queue:
-    """The queue calls go to before the IVR picks one; created on first use."""
+    """The queue calls go to before the IVR picks one; created on first use.
+
+    Read from the database at most once every DEFAULT_QUEUE_CACHE_S per process; meanwhile
+    each session gets its own copy of the row, without a query.
+    """
+    cached = current_app.extensions.get("default_queue")
+    if cached is not None and time.monotonic() - cached[0] < DEFAULT_QUEUE_CACHE_S:
+        return _session_copy(cached[1])
     query = sa.select(Queue).order_by(Queue.is_default.desc(), Queue.id).limit(1)
     queue = db.session.scalar(query)
     if queue is None:
@@ -91,6 +109,20 @@ def default_queue() -> Queue:
             return db.session.scalar(query)
         get_store()
         _admit_available_agents()
+        return queue  # not cached: this transaction may still roll it back
+    row = {attr.key: getattr(queue, attr.key) for attr in sa.inspect(Queue).column_attrs}
+    current_app.extensions["default_queue"] = (time.monotonic(), row)
+    return queue
+
+
+def _session_copy(row: dict[str, Any]) -> Queue:
+    """A queue row as a persistent, unmodified object of this session (no query)."""
+    existing = db.session.identity_map.get(db.session.identity_key(Queue, row["id"]))
+    if existing is not None:
+        return existing
+    queue = Queue(**copy.deepcopy(row))  # JSON values are this session's own to change
+    make_transient_to_detached(queue)  # as if loaded: no history, nothing to write
+    db.session.add(queue)
     return queue
 
 
@@ -228,14 +260,20 @@ def _expiry(queue: Queue | None, now: datetime) -> datetime:
     return now + timedelta(seconds=timeout)
 
 
+def _idle_keys(pool: str) -> list[str]:
+    """The idle sets whose agents may take a pool's interactions (tiers 0..t)."""
+    queue_id, channel, sig, tier = policy.parse_pool(pool)
+    return [idle_key(policy.pool_name(queue_id, channel, sig, t)) for t in range(tier + 1)]
+
+
 def _offer_pool(pool: str) -> list[Reservation]:
     """Offer a pool's waiting interactions to idle agents until one side runs out."""
     store = get_store()
-    queue_id, channel, sig, tier = policy.parse_pool(pool)
+    queue_id, channel, _sig, tier = policy.parse_pool(pool)
     queue = db.session.get(Queue, queue_id)
     if queue is None:
         return []
-    idle_keys = [idle_key(policy.pool_name(queue_id, channel, sig, t)) for t in range(tier + 1)]
+    idle_keys = _idle_keys(pool)
     offers = []
     for _ in range(MAX_MATCHES_PER_CALL):
         now = utcnow()
@@ -291,8 +329,12 @@ def _offer_agent(agent: User) -> Reservation | None:
 def _record_offer(offer: Offer, now: datetime, *, step: str) -> Reservation | None:
     """Record a reservation Redis made; undo it if the database says it cannot stand."""
     store = _store()
-    interaction = db.session.get(Interaction, offer.interaction_id, with_for_update=True)
-    agent = db.session.get(User, offer.agent_id, with_for_update=True)
+    # Fresh from the locked rows, whatever this session holds (it may have kept its values
+    # over a commit): only the database can say the interaction still waits.
+    interaction = db.session.get(
+        Interaction, offer.interaction_id, with_for_update=True, populate_existing=True
+    )
+    agent = db.session.get(User, offer.agent_id, with_for_update=True, populate_existing=True)
     if interaction is None or interaction.status != "queued":
         db.session.rollback()
         # "offered" here means a closing offer has put it back in Redis but not yet committed
@@ -813,10 +855,12 @@ def receive_call(
     queue_now: bool = True,
     queue: Queue | None = None,
 ) -> Interaction:
-    """Record an incoming call (flushed, not committed): queued at once, or in the IVR."""
-    existing = interaction_by_external_id(call_sid)
-    if existing is not None:
-        return existing
+    """Stage an incoming call (added, not flushed): queued at once, or in the IVR.
+
+    The webhook has found no answer stored for this CallSid, and a call and its answer are
+    committed together, so the call is new; a concurrent delivery of the same call loses on
+    the unique CallSid when the session flushes.
+    """
     customer = identify_caller(from_number)
     interaction = Interaction(
         channel="voice",
@@ -833,10 +877,6 @@ def receive_call(
     if queue_now:
         queue_waiting(interaction, queue or default_queue())
     db.session.add(interaction)
-    db.session.flush()
-    log.info(
-        "call %s from %s queued as interaction %s", call_sid, mask(from_number), interaction.id
-    )
     return interaction
 
 
@@ -922,26 +962,67 @@ def create_interaction(**fields: Any) -> Interaction:
 
 
 def enqueue(interaction: Interaction) -> list[Reservation]:
-    """Mirror a committed, queued interaction into Redis and offer it if an agent is free."""
+    """Mirror a committed, queued interaction into Redis and offer it if an agent is free.
+
+    One script places it, arms its timers, logs it and offers it to the best idle agent of
+    its pool. An interaction waiting for its preferred agent is offered to that agent alone.
+    """
     store = get_store()
     if interaction.status != "queued" or interaction.queue_id is None:
         return []
-    _place(interaction)
-    store.event("enqueued", interaction=interaction.id, queue=interaction.queue_id)
-    return _offer_placed(interaction)
-
-
-def _place(interaction: Interaction) -> str:
-    """Put a queued interaction in its waiting set and arm its timers."""
-    store = _store()
     now = utcnow()
+    key, timers = _placement(interaction, now)
+    pool = key[len(f"{TAG}:w:") :] if key.startswith(f"{TAG}:w:") else None
+    queue = interaction.queue
+    try:
+        offer = store.enqueue_and_match(
+            key,
+            interaction.id,
+            interaction.queue_score or 0.0,
+            queue_id=interaction.queue_id,
+            timers=timers,
+            idle_keys=_idle_keys(pool) if pool is not None else [],
+            channel=policy.capacity_channel(interaction.channel),
+            voice_exclusive=not queue.allow_during_voice,
+            reservation_id=str(uuid.uuid4()),
+            now=now.timestamp(),
+            expires=_expiry(queue, now).timestamp(),
+        )
+    except NotBuilt:
+        # Redis lost its state: the rebuild places every queued interaction (this one is
+        # committed) and offers them to whoever is free. The event log survives a rebuild.
+        store.event("enqueued", interaction=interaction.id, queue=interaction.queue_id)
+        rebuild_state()
+        return []
+    if pool is None:
+        return _reoffer(key)
+    if offer is None:
+        return []
+    tier = policy.parse_pool(pool)[3]
+    reservation = _record_offer(offer, now, step=f"tier {tier}")
+    offers = [reservation] if reservation is not None else []
+    # Then whatever else the pool can place now, as after any match.
+    return offers + _offer_pool(pool)
+
+
+def _placement(interaction: Interaction, now: datetime) -> tuple[str, dict[str, float]]:
+    """The waiting set a queued interaction goes to and the timers it arms {name: due}."""
     queue = interaction.queue
     _register_sig(queue, policy.signature(_extra_skills(interaction, queue)))
     key = _waiting_key_of(interaction, now)
-    store.enqueue(key, interaction.id, interaction.queue_score or 0.0)
+    timers = {}
     if key.startswith(f"{TAG}:pw:"):
-        store.add_timer(f"preferred:{interaction.id}", interaction.preferred_until.timestamp())
-    _schedule_next_step(interaction)
+        timers[f"preferred:{interaction.id}"] = interaction.preferred_until.timestamp()
+    step = _next_step_timer(interaction)
+    if step is not None:
+        timers[step[0]] = step[1]
+    return key, timers
+
+
+def _place(interaction: Interaction) -> str:
+    """Put a queued interaction in its waiting set and arm its timers (no offer)."""
+    key, timers = _placement(interaction, utcnow())
+    _store().enqueue(key, interaction.id, interaction.queue_score or 0.0, timers)
     return key
 
 
@@ -955,17 +1036,26 @@ def _step_timer(interaction: Interaction, index: int) -> str:
     return f"step:{interaction.id}:{interaction.queue_id}:{index}"
 
 
-def _schedule_next_step(interaction: Interaction, delay_s: float | None = None) -> None:
+def _next_step_timer(
+    interaction: Interaction, delay_s: float | None = None
+) -> tuple[str, float] | None:
+    """The timer (name, due) of an interaction's next overflow step, if it has one left."""
     steps = _steps(interaction.queue)
     index = interaction.overflow_step
     if index >= len(steps):
-        return
+        return None
     if delay_s is None:
         base = interaction.queue_entered_at or interaction.enqueued_at or interaction.created_at
         due = base.timestamp() + float(steps[index].get("after_s", 0))
     else:
         due = utcnow().timestamp() + delay_s
-    _store().add_timer(_step_timer(interaction, index), due)
+    return _step_timer(interaction, index), due
+
+
+def _schedule_next_step(interaction: Interaction, delay_s: float | None = None) -> None:
+    timer = _next_step_timer(interaction, delay_s)
+    if timer is not None:
+        _store().add_timer(*timer)
 
 
 def _overflow_step(interaction_id: int, queue_id: int, index: int) -> None:

@@ -18,6 +18,7 @@ so each match is O(log N) amortised and never scans every agent.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,38 @@ local function reserve(item, agent, waiting, score, channel, res_id, now, expire
   redis.call('XADD', EVENTS, 'MAXLEN', '~', ARGV[1], '*', 'type', 'offered',
     'interaction', item, 'agent', agent, 'reservation', res_id, 'at', now)
 end
+
+-- Reserve the head of `waiting` for the best agent at the heads of KEYS[first..]; the
+-- offer as JSON, or false when the set is empty or no agent there can take it.
+local function match_head(waiting, first, channel, voice_exclusive, res_id, now, expires,
+                          max_stale)
+  local head = redis.call('ZRANGE', waiting, 0, 0, 'WITHSCORES')
+  if #head == 0 then return false end
+  local best_agent, best_score, best_tier = nil, nil, nil
+  local candidates = {}
+  local stale = 0
+  for i = first, #KEYS do
+    while true do
+      local top = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+      if #top == 0 then break end
+      if can_take(top[1], channel, voice_exclusive) then
+        table.insert(candidates, {top[1], tonumber(top[2]), i - first})
+        if best_score == nil or tonumber(top[2]) < best_score then
+          best_agent, best_score, best_tier = top[1], tonumber(top[2]), i - first
+        end
+        break
+      end
+      redis.call('ZREM', KEYS[i], top[1])
+      stale = stale + 1
+      if stale >= max_stale then break end
+    end
+  end
+  if best_agent == nil then return false end
+  local why = {candidates = candidates, agent_tier = best_tier, stale_skipped = stale}
+  reserve(head[1], best_agent, waiting, tonumber(head[2]), channel, res_id, now, expires, why)
+  return cjson.encode({interaction = head[1], agent = best_agent, score = tonumber(head[2]),
+    agent_score = best_score, why = why})
+end
 """
 
 # Interaction side: offer the head of one waiting set to the best agent among idle sets.
@@ -78,35 +111,29 @@ end
 MATCH_WAITING = (
     _LUA_COMMON
     + """
-local channel, voice_exclusive, res_id, now, expires = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local max_stale = tonumber(ARGV[7])
-local waiting = KEYS[9]
-local head = redis.call('ZRANGE', waiting, 0, 0, 'WITHSCORES')
-if #head == 0 then return false end
-local best_agent, best_score, best_tier = nil, nil, nil
-local candidates = {}
-local stale = 0
-for i = 10, #KEYS do
-  while true do
-    local top = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    if #top == 0 then break end
-    if can_take(top[1], channel, voice_exclusive) then
-      table.insert(candidates, {top[1], tonumber(top[2]), i - 10})
-      if best_score == nil or tonumber(top[2]) < best_score then
-        best_agent, best_score, best_tier = top[1], tonumber(top[2]), i - 10
-      end
-      break
-    end
-    redis.call('ZREM', KEYS[i], top[1])
-    stale = stale + 1
-    if stale >= max_stale then break end
-  end
-end
-if best_agent == nil then return false end
-local why = {candidates = candidates, agent_tier = best_tier, stale_skipped = stale}
-reserve(head[1], best_agent, waiting, tonumber(head[2]), channel, res_id, now, expires, why)
-return cjson.encode({interaction = head[1], agent = best_agent, score = tonumber(head[2]),
-  agent_score = best_score, why = why})
+return match_head(KEYS[9], 10, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
+"""
+)
+
+# A new arrival: put it in its waiting set, arm its timers, log it and, in the same step,
+# offer that set's head to the best agent among the idle sets (none given = no match).
+# Refuses (returns 'unbuilt', changing nothing) while the routing state is not built, so an
+# arrival never lands in a Redis that lost its state or is being rebuilt.
+# ARGV: maxlen, channel, voice_exclusive, res_id, now, expires, max_stale, interaction, score,
+#       queue, then (timer name, due) pairs
+# KEYS: SHARED_KEYS, BUILT, waiting, idle_0..idle_t
+ENQUEUE_MATCH = (
+    _LUA_COMMON
+    + """
+if redis.call('EXISTS', KEYS[9]) == 0 then return 'unbuilt' end
+local item, waiting = ARGV[8], KEYS[10]
+redis.call('ZADD', waiting, ARGV[9], item)
+redis.call('HSET', WHERE, item, waiting)
+for i = 11, #ARGV, 2 do redis.call('ZADD', TIMERS, ARGV[i + 1], ARGV[i]) end
+redis.call('XADD', EVENTS, 'MAXLEN', '~', ARGV[1], '*', 'type', 'enqueued',
+  'interaction', item, 'queue', ARGV[10])
+if #KEYS < 11 then return false end
+return match_head(waiting, 11, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]))
 """
 )
 
@@ -216,6 +243,10 @@ return due
 """
 
 
+class NotBuilt(Exception):
+    """The routing state is missing (Redis lost it) or being rebuilt: nothing was changed."""
+
+
 @dataclass(frozen=True)
 class Offer:
     """A reservation made by a match script."""
@@ -264,14 +295,60 @@ class RoutingStore:
         self._claim = client.register_script(CLAIM_TIMERS)
         self._move = client.register_script(MOVE)
         self._take_slot = client.register_script(TAKE_SLOT)
+        self._enqueue_match = client.register_script(ENQUEUE_MATCH)
+        self._built_seen_at: float | None = None  # monotonic time BUILT was last seen
 
     # interactions
-    def enqueue(self, key: str, interaction_id: int, score: float) -> None:
-        """Put an interaction in a waiting set (its score is its place)."""
+    def enqueue(
+        self, key: str, interaction_id: int, score: float, timers: dict[str, float] | None = None
+    ) -> None:
+        """Put an interaction in a waiting set (its score is its place) and arm its timers."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.zadd(key, {str(interaction_id): score})
         pipe.hset(WHERE, str(interaction_id), key)
+        if timers:
+            pipe.zadd(TIMERS, timers)
         pipe.execute()
+
+    def enqueue_and_match(
+        self,
+        waiting: str,
+        interaction_id: int,
+        score: float,
+        *,
+        queue_id: int,
+        timers: dict[str, float],
+        idle_keys: list[str],
+        channel: str,
+        voice_exclusive: bool,
+        reservation_id: str,
+        now: float,
+        expires: float,
+        max_stale: int = 10_000,
+    ) -> Offer | None:
+        """Enqueue an arrival and offer its set's head to the best idle agent, in one step.
+
+        Raises NotBuilt, changing nothing, when the routing state needs a rebuild.
+        """
+        args: list[Any] = [
+            EVENTS_MAXLEN,
+            channel,
+            "1" if voice_exclusive else "0",
+            reservation_id,
+            now,
+            expires,
+            max_stale,
+            str(interaction_id),
+            score,
+            queue_id,
+        ]
+        for name, due in timers.items():
+            args += [name, due]
+        raw = self._enqueue_match(keys=[*SHARED_KEYS, BUILT, waiting, *idle_keys], args=args)
+        if raw == "unbuilt":
+            self._built_seen_at = None
+            raise NotBuilt
+        return self._offer(raw, reservation_id, waiting)
 
     def move(self, interaction_id: int, new_key: str) -> bool:
         """Move a waiting interaction to another waiting set, keeping its score (its place).
@@ -499,14 +576,25 @@ class RoutingStore:
         return float(value) if value is not None else None
 
     # rebuild
-    def is_built(self) -> bool:
-        return bool(self.redis.exists(BUILT))
+    def is_built(self, max_age: float = 0.0) -> bool:
+        """Whether the routing state is built; trusts a sighting younger than `max_age` s."""
+        now = time.monotonic()
+        seen = self._built_seen_at
+        if max_age > 0 and seen is not None and now - seen < max_age:
+            return True
+        built = bool(self.redis.exists(BUILT))
+        self._built_seen_at = now if built else None
+        return built
 
     def mark_built(self) -> None:
         self.redis.set(BUILT, "1")
+        self._built_seen_at = time.monotonic()
 
     def clear(self) -> None:
         """Delete the routing state a rebuild restores (the event log and socket counts stay)."""
+        # The marker goes first: scripts that check it stop acting while the rest goes.
+        self.redis.delete(BUILT)
+        self._built_seen_at = None
         keep = {EVENTS, SOCKETS}
         keys = [k for k in self.redis.scan_iter(match=f"{TAG}:*", count=1000) if k not in keep]
         for start in range(0, len(keys), 500):
