@@ -37,6 +37,7 @@ bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
 TWIML = "text/xml; charset=utf-8"
 RECORDING_URL = "/webhooks/twilio/voice/recording"
+SURVEY_URL = "/webhooks/twilio/voice/survey"
 TRANSCRIPTION_URL = "/webhooks/twilio/voice/transcription"
 CALL_SID = validate.Regexp(r"^CA[0-9a-fA-F]{32}$", error="Not a Twilio CallSid.")
 CALL_STATUSES = (
@@ -329,6 +330,7 @@ def connect(reservation_id: str):
         who = interaction.customer.name if interaction.customer else "an unknown caller"
         whisper = f"Call from {who}, {queue.name if queue else 'the'} queue."
     recorded = queue is not None and queue.record_calls
+    survey = leg == "caller" and queue is not None and queue.post_call_survey
     return _twiml(
         twiml.conference_response(
             control.conference_name(interaction),
@@ -338,7 +340,38 @@ def connect(reservation_id: str):
             recording_callback=(
                 public_url(f"{RECORDING_URL}?interaction={interaction.id}") if recorded else None
             ),
+            after_url=public_url(f"{SURVEY_URL}/{interaction.id}") if survey else None,
         )
+    )
+
+
+@bp.post("/voice/survey/<int:interaction_id>")
+@signed
+def post_call_survey(interaction_id: int):
+    """The caller's rating after the agent hung up: 1-5 on the keypad, kept on the call."""
+    form = GatherForm().load(request.form)
+    attempt = GatherArgs().load(request.args)["attempt"]
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or interaction.external_id != form["CallSid"]:
+        return _twiml(twiml.say_and_hang_up("Thank you for calling. Goodbye."))
+    digits = form["Digits"]
+    if digits is None:  # the conference ended: ask
+        return _twiml(twiml.survey_question(public_url(f"{SURVEY_URL}/{interaction_id}")))
+    if digits[:1] not in ("1", "2", "3", "4", "5"):
+        if attempt > 1:
+            return _twiml(twiml.say_and_hang_up("Thank you for calling. Goodbye."))
+        retry_url = public_url(f"{SURVEY_URL}/{interaction_id}?attempt=2")
+        return _twiml(twiml.survey_question(retry_url, "Sorry, please press 1 to 5."))
+    score = int(digits[:1])
+
+    def rate() -> None:
+        if interaction.satisfaction is None:
+            interaction.satisfaction = score
+
+    return _apply_once(
+        f"survey:{form['CallSid']}",
+        twiml.say_and_hang_up("Thank you for your rating. Goodbye."),
+        rate,
     )
 
 

@@ -99,11 +99,13 @@ def conference_response(
     whisper: str | None = None,
     consent: str | None = None,
     recording_callback: str | None = None,
+    after_url: str | None = None,
 ) -> str:
     """Put a call leg into the interaction's conference (after a whisper only it hears).
 
     With `recording_callback` the conference is recorded from the start; `consent` is the
-    notice the caller hears before that.
+    notice the caller hears before that. With `after_url` the leg goes on there when the
+    conference ends (a post-call survey) instead of hanging up.
     """
     response = VoiceResponse()
     for text in (whisper, consent):
@@ -119,7 +121,7 @@ def conference_response(
         if recording_callback
         else {}
     )
-    dial = Dial()
+    dial = Dial(**({"action": after_url, "method": "POST"} if after_url else {}))
     dial.conference(
         conference,
         start_conference_on_enter=True,
@@ -154,3 +156,19 @@ def say_and_hang_up(message: str) -> str:
 
 def empty_response() -> str:
     return str(VoiceResponse())
+
+
+def survey_question(action_url: str, preface: str | None = None) -> str:
+    """Ask the caller to rate the call on the keypad."""
+    response = VoiceResponse()
+    if preface:
+        response.say(preface)
+    gather = Gather(num_digits=1, timeout=6, action=action_url, method="POST")
+    gather.say(
+        "Before you go: how satisfied were you with this call? Press 1 for not at all, up to "
+        "5 for very satisfied."
+    )
+    response.append(gather)
+    response.say("Thank you for calling. Goodbye.")
+    response.hangup()
+    return str(response)

@@ -64,6 +64,8 @@ class Queue(db.Model):
     offer_timeout_s: Mapped[int] = mapped_column(default=15)
     # Calls answered from this queue are recorded, after the caller hears the consent notice.
     record_calls: Mapped[bool] = mapped_column(default=False)
+    # After the agent hangs up, the caller is asked to rate the call (1-5 on the keypad).
+    post_call_survey: Mapped[bool] = mapped_column(default=False)
     recording_consent: Mapped[str | None] = mapped_column(sa.String(500))
     is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

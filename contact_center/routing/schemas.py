@@ -55,6 +55,7 @@ class QueueCreateSchema(Schema):
         load_default=15, strict=True, validate=validate.Range(min=3, max=600)
     )
     record_calls = fields.Boolean(load_default=False)
+    post_call_survey = fields.Boolean(load_default=False)
     recording_consent = fields.String(
         load_default=None, allow_none=True, validate=validate.Length(min=1, max=500)
     )
@@ -76,6 +77,7 @@ class QueueSchema(Schema):
     service_level_threshold_s = fields.Integer()
     offer_timeout_s = fields.Integer()
     record_calls = fields.Boolean()
+    post_call_survey = fields.Boolean()
     recording_consent = fields.String(allow_none=True)
     is_default = fields.Boolean()
 

@@ -273,3 +273,33 @@ def test_status_callbacks_record_when_each_leg_rang_and_was_picked_up(live_call,
     assert interaction.status in ("wrapup", "ended") and interaction.outcome == "answered"
     payload = routing.interaction_payload(interaction)
     assert payload["agent_connected_at"].endswith("Z") and payload["ringing_at"] is None
+
+
+def test_post_call_survey_keeps_the_callers_rating(live_call, twilio_post):
+    interaction, _, _ = live_call
+    interaction.queue.post_call_survey = True
+    db.session.commit()
+    connect = twilio_post(
+        f"{VOICE}/connect/{interaction_reservation(interaction)}",
+        {"CallSid": call_sid(1)},
+        query={"leg": "caller"},
+    )
+    dial = ET.fromstring(connect.data).find("Dial")  # noqa: S314
+    survey_url = f"{VOICE}/survey/{interaction.id}"
+    assert dial.get("action") == f"http://cc.test{survey_url}"
+
+    ask = ET.fromstring(twilio_post(survey_url, {"CallSid": call_sid(1)}).data)  # noqa: S314
+    assert ask.find("Gather").get("numDigits") == "1"
+    wrong = ET.fromstring(  # noqa: S314
+        twilio_post(survey_url, {"CallSid": call_sid(1), "Digits": "9"}).data
+    )
+    assert wrong.find("Gather").get("action").endswith("?attempt=2")
+    for _ in range(2):  # a retried delivery answers the same and changes nothing
+        rated = twilio_post(survey_url, {"CallSid": call_sid(1), "Digits": "4"})
+        assert b"Thank you for your rating" in rated.data
+    db.session.refresh(interaction)
+    assert interaction.satisfaction == 4
+    stranger = twilio_post(survey_url, {"CallSid": call_sid(2), "Digits": "1"})
+    assert b"<Hangup" in stranger.data
+    db.session.refresh(interaction)
+    assert interaction.satisfaction == 4
