@@ -148,6 +148,7 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.portal.api import blp as surveys_api
     from contact_center.portal.views import bp as portal_bp
     from contact_center.routing.api import blp as routing_api
+    from contact_center.sla.api import blp as calendars_api
     from contact_center.tickets.api import blp as tickets_api
     from contact_center.tickets.api import canned_blp as canned_api
     from contact_center.web.views import bp as web_bp
@@ -164,6 +165,7 @@ def _register_blueprints(app: Flask) -> None:
         canned_api,
         complaints_api,
         surveys_api,
+        calendars_api,
     ):
         api.register_blueprint(blueprint)
         csrf.exempt(blueprint)  # bearer tokens, not cookies, authorise API writes

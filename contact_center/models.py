@@ -7,6 +7,7 @@ from contact_center.customers.models import Customer, CustomerIdentity, Customer
 from contact_center.ivr.models import IvrFlow
 from contact_center.portal.servqual import ServqualResponse
 from contact_center.routing.models import Interaction, Queue, Reservation
+from contact_center.sla.models import BusinessCalendar
 from contact_center.system_settings import SystemSetting
 from contact_center.tickets.models import (
     CannedResponse,
@@ -20,6 +21,7 @@ from contact_center.webhook_receipts import WebhookReceipt
 __all__ = [
     "AgentSkill",
     "AuditEvent",
+    "BusinessCalendar",
     "ApiToken",
     "CannedResponse",
     "Complaint",
