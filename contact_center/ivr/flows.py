@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 import sqlalchemy as sa
 from flask import current_app
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -39,7 +37,7 @@ from contact_center.db_types import utcnow
 from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.ivr.models import IvrFlow
-from contact_center.sla.calendars import WEEKDAYS, Calendar
+from contact_center.sla.calendars import WEEKDAYS, Calendar, place_errors
 
 DEFAULT_FLOW_PATH = Path(__file__).with_name("default_flow.json")
 NODE_ID = validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="Node ids use letters, digits, _ and -.")
@@ -118,15 +116,9 @@ class HoursNode(_Node):
 
     @validates_schema
     def known_zone(self, data, **kwargs):
-        try:
-            ZoneInfo(data.get("timezone", ""))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("Unknown time zone.", "timezone") from None
-        if data.get("country"):
-            try:
-                holidays.country_holidays(data["country"], subdiv=data.get("subdivision"))
-            except NotImplementedError:
-                raise ValidationError("Unknown country or subdivision.", "country") from None
+        errors = place_errors(data)
+        if errors:
+            raise ValidationError(errors)
 
 
 class EnqueueNode(_Node):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 import sqlalchemy as sa
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -14,7 +12,7 @@ from contact_center.agents.auth import require_role
 from contact_center.errors import Conflict, NotFound
 from contact_center.extensions import db
 from contact_center.fields import UTCDateTime
-from contact_center.sla.calendars import WEEKDAYS, NoBusinessTime
+from contact_center.sla.calendars import WEEKDAYS, NoBusinessTime, place_errors
 from contact_center.sla.models import BusinessCalendar
 
 blp = Blueprint("calendars", __name__, url_prefix="/api/v1/calendars", description="Calendars")
@@ -43,21 +41,15 @@ class CalendarSchema(Schema):
 
     @validates_schema
     def known_places(self, data, **kwargs):
-        try:
-            ZoneInfo(data.get("timezone", ""))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("Unknown time zone.", "timezone") from None
+        errors = place_errors(data)
+        if errors:
+            raise ValidationError(errors)
         for key in ("closed_dates", "open_dates"):
             for value in data.get(key, []):
                 try:
                     date.fromisoformat(value)
                 except ValueError:
                     raise ValidationError(f"{value} is not a date.", key) from None
-        if data.get("country"):
-            try:
-                holidays.country_holidays(data["country"], subdiv=data.get("subdivision"))
-            except NotImplementedError:
-                raise ValidationError("Unknown country or subdivision.", "country") from None
 
 
 class AddMinutesSchema(Schema):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
@@ -137,6 +137,22 @@ class Calendar:
         day = moment.astimezone(self.zone).date()
         for offset in (-1, 0):
             yield from self.day_intervals(day + timedelta(days=offset))
+
+
+def place_errors(definition: dict) -> dict[str, str]:
+    """What is wrong with a calendar definition's time zone and holiday country."""
+    try:
+        ZoneInfo(definition.get("timezone") or "")
+    except (ZoneInfoNotFoundError, ValueError):
+        return {"timezone": "Unknown time zone."}
+    if definition.get("country"):
+        try:
+            holidays_lib.country_holidays(
+                definition["country"], subdiv=definition.get("subdivision")
+            )
+        except NotImplementedError:
+            return {"country": "Unknown country or subdivision."}
+    return {}
 
 
 UK_OFFICE = {day: [["09:00", "17:00"]] for day in WEEKDAYS[:5]}
