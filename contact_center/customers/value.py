@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 
 from contact_center.customers.models import Customer, CustomerIdentity
 from contact_center.customers.schemas import CustomerCreateSchema
-from contact_center.customers.services import _normalised_identities
+from contact_center.customers.services import _normalised_identities, find_by_identity
 from contact_center.errors import APIError
 from contact_center.extensions import db
 
@@ -158,13 +158,9 @@ def import_csv(text: str, *, good_rows_only: bool) -> dict[str, Any]:
 
 
 def _taken(identities: list[tuple[str, str]]) -> list[str]:
-    taken = []
-    for kind, value in identities:
-        owner = db.session.scalar(
-            sa.select(CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == kind, CustomerIdentity.value == value
-            )
-        )
-        if owner is not None:
-            taken.append(f"{kind} {value} belongs to customer {owner}")
-    return taken
+    owners = [(kind, value, find_by_identity(kind, value)) for kind, value in identities]
+    return [
+        f"{kind} {value} belongs to customer {owner.id}"
+        for kind, value, owner in owners
+        if owner is not None
+    ]

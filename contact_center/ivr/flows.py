@@ -37,13 +37,13 @@ from contact_center.db_types import utcnow
 from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.ivr.models import IvrFlow
-from contact_center.sla.calendars import WEEKDAYS, Calendar, place_errors
+from contact_center.sla.calendars import Calendar
+from contact_center.sla.schemas import PlaceChecked, weekly_windows
 
 DEFAULT_FLOW_PATH = Path(__file__).with_name("default_flow.json")
 NODE_ID = validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="Node ids use letters, digits, _ and -.")
 DIGIT = validate.Regexp(r"^[0-9*#]$", error="Options are single keys: 0-9, * or #.")
 # HH:MM; 24:00 closes a window at midnight.
-TIME = validate.Regexp(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", error="Times are HH:MM.")
 SKILL = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,80}$")
 
 
@@ -100,25 +100,13 @@ class LanguageNode(_GatherNode):
     next = fields.String(required=True, validate=NODE_ID)
 
 
-class HoursNode(_Node):
+class HoursNode(_Node, PlaceChecked):
     timezone = fields.String(required=True)
-    schedule = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
-        values=fields.List(
-            fields.List(fields.String(validate=TIME), validate=validate.Length(2, 2))
-        ),
-        required=True,
-    )
+    schedule = weekly_windows()
     country = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{2}$"))
     subdivision = fields.String(load_default=None, validate=validate.Length(min=1, max=10))
     open = fields.String(required=True, validate=NODE_ID)
     closed = fields.String(required=True, validate=NODE_ID)
-
-    @validates_schema
-    def known_zone(self, data, **kwargs):
-        errors = place_errors(data)
-        if errors:
-            raise ValidationError(errors)
 
 
 class EnqueueNode(_Node):

@@ -19,13 +19,13 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from contact_center.agents.models import User
 from contact_center.agents.services import token_record, token_record_by_hash
-from contact_center.errors import APIError, NotFound
+from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.realtime.events import AGENT_NAMESPACE, agent_room
 from contact_center.routing import services as routing
 from contact_center.tickets import collision
+from contact_center.tickets import services as tickets
 from contact_center.tickets.collision import ticket_room
-from contact_center.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,7 @@ class AgentNamespace(Namespace):
     def on_view_ticket(self, agent: User, payload: dict) -> dict:
         """The agent has a ticket open (sent again every 30 s while it is, and when they
         start or stop replying): everyone viewing it gets `ticket_activity`."""
-        ticket_id = payload["ticket_id"]
-        if db.session.get(Ticket, ticket_id) is None:
-            raise NotFound("No such ticket.")
+        ticket_id = tickets.get_ticket(payload["ticket_id"]).id
         join_room(ticket_room(ticket_id))
         session["viewing"] = sorted({*session.get("viewing", []), ticket_id})
         return collision.touch(ticket_id, agent, payload["replying"])

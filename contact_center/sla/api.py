@@ -12,25 +12,19 @@ from contact_center.agents.auth import require_role
 from contact_center.errors import Conflict, NotFound
 from contact_center.extensions import db
 from contact_center.fields import UTCDateTime
-from contact_center.sla.calendars import WEEKDAYS, NoBusinessTime, place_errors
+from contact_center.sla.calendars import NoBusinessTime
 from contact_center.sla.models import BusinessCalendar
+from contact_center.sla.schemas import PlaceChecked, weekly_windows
 
 blp = Blueprint("calendars", __name__, url_prefix="/api/v1/calendars", description="Calendars")
 ISO_DATE = validate.Regexp(r"^\d{4}-\d{2}-\d{2}$", error="Dates are YYYY-MM-DD.")
-TIME = validate.Regexp(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", error="Times are HH:MM.")
 
 
-class CalendarSchema(Schema):
+class CalendarSchema(PlaceChecked):
     id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=80))
     timezone = fields.String(required=True)
-    windows = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
-        values=fields.List(
-            fields.List(fields.String(validate=TIME), validate=validate.Length(2, 2))
-        ),
-        required=True,
-    )
+    windows = weekly_windows()
     country = fields.String(
         load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Z]{2}$")
     )
@@ -40,10 +34,7 @@ class CalendarSchema(Schema):
     updated_at = UTCDateTime(dump_only=True)
 
     @validates_schema
-    def known_places(self, data, **kwargs):
-        errors = place_errors(data)
-        if errors:
-            raise ValidationError(errors)
+    def real_dates(self, data, **kwargs):
         for key in ("closed_dates", "open_dates"):
             for value in data.get(key, []):
                 try:

@@ -224,10 +224,7 @@ def create_canned(data: dict):
 @canned_blp.response(204)
 def delete_canned(canned_id: int):
     """Remove a canned response."""
-    canned = db.session.get(CannedResponse, canned_id)
-    if canned is None:
-        raise NotFound("No such canned response.")
-    db.session.delete(canned)
+    db.session.delete(_canned(canned_id))
     db.session.commit()
 
 
@@ -236,7 +233,12 @@ def delete_canned(canned_id: int):
 @blp.response(200, RenderedSchema)
 def preview_canned(ticket_id: int, canned_id: int):
     """A canned response filled in for this ticket, to edit before sending."""
+    canned = _canned(canned_id)
+    return {"body": services.render_canned(canned, services.get_ticket(ticket_id), g.user)}
+
+
+def _canned(canned_id: int) -> CannedResponse:
     canned = db.session.get(CannedResponse, canned_id)
     if canned is None:
         raise NotFound("No such canned response.")
-    return {"body": services.render_canned(canned, services.get_ticket(ticket_id), g.user)}
+    return canned

@@ -21,6 +21,7 @@ from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction, Queue
 from contact_center.system_settings import get_setting
+from contact_center.tickets.mail import one_line
 from contact_center.tickets.models import (
     TRANSITIONS,
     CannedResponse,
@@ -53,7 +54,7 @@ def create_ticket(
 ) -> Ticket:
     """Stage a new ticket with its number (the caller commits)."""
     ticket = Ticket(
-        subject=" ".join(subject.split())[:300],
+        subject=one_line(subject)[:300],
         channel=channel,
         customer_id=customer_id,
         queue_id=queue_id,
@@ -290,7 +291,7 @@ def update_ticket(ticket: Ticket, changes: dict[str, Any], actor_id: int) -> Tic
     if ticket.status == "new" and changes.get("assignee_id") and "status" not in changes:
         changes["status"] = "open"  # someone took it on
     if "subject" in changes:
-        changes["subject"] = " ".join(changes["subject"].split())  # it becomes a mail header
+        changes["subject"] = one_line(changes["subject"])  # it becomes a mail header
     fields = [f for f in (*EDITABLE, "custom_fields") if f in changes]
     changed = [f for f in fields if changes[f] != getattr(ticket, f)]
     if not changed:

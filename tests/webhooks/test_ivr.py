@@ -17,11 +17,12 @@ from contact_center.extensions import db
 from contact_center.ivr import flows
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Queue
+from contact_center.sla.calendars import WEEKDAYS
 from contact_center.webhook_receipts import WebhookReceipt
 from tests.conftest import PUBLIC_BASE_URL, call_sid
 
 VOICE = "/webhooks/twilio/voice"
-ALWAYS_OPEN = {day: [["00:00", "24:00"]] for day in flows.WEEKDAYS}
+ALWAYS_OPEN = {day: [["00:00", "24:00"]] for day in WEEKDAYS}
 
 
 def _definition(**hours) -> dict:
