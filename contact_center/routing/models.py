@@ -108,7 +108,7 @@ class Interaction(db.Model):
     # Paused for sensitive moments (card details); every pause and resume is audited.
     recording_paused: Mapped[bool] = mapped_column(default=False)
     # The agent's call leg in the conference (for hold, coaching, hanging up a transfer).
-    agent_call_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    agent_call_sid: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     on_hold: Mapped[bool] = mapped_column(default=False)
     hold_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hold_s: Mapped[int] = mapped_column(default=0)
@@ -116,7 +116,7 @@ class Interaction(db.Model):
     consult_agent_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
-    consult_call_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    consult_call_sid: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     # An agent who handed the call on (transfer) keeps their slot for wrap-up until then.
     handoff_agent_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")

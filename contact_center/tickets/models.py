@@ -15,16 +15,6 @@ from contact_center.extensions import db
 STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 TYPES = ("question", "incident", "request", "complaint")
-MESSAGE_KINDS = (
-    "inbound",
-    "outbound",
-    "auto_reply",
-    "bounce",
-    "note",
-    "voicemail",
-    "call_summary",
-)
-DELIVERY_STATUSES = ("queued", "sent", "retrying", "failed", "bounced")
 # Allowed status changes; anything else is a 409. Closed is final: a new message about a
 # closed ticket opens a new ticket linked to it.
 TRANSITIONS = {
@@ -81,6 +71,7 @@ class TicketMessage(db.Model):
     ticket_id: Mapped[int] = mapped_column(
         sa.ForeignKey("tickets.id", ondelete="CASCADE"), index=True
     )
+    # inbound, outbound, auto_reply, bounce, note, voicemail or call_summary
     kind: Mapped[str] = mapped_column(sa.String(20))
     body: Mapped[str] = mapped_column(sa.Text, default="")
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
