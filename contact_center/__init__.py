@@ -135,6 +135,9 @@ def _init_extensions(app: Flask) -> None:
     register_error_handlers(app)
 
     import contact_center.models  # noqa: F401  (every model known to SQLAlchemy and Alembic)
+    from contact_center.sla.services import track_changes
+
+    track_changes()
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -149,6 +152,7 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.portal.views import bp as portal_bp
     from contact_center.routing.api import blp as routing_api
     from contact_center.sla.api import blp as calendars_api
+    from contact_center.sla.api import policies_blp as sla_api
     from contact_center.tickets.api import blp as tickets_api
     from contact_center.tickets.api import canned_blp as canned_api
     from contact_center.web.views import bp as web_bp
@@ -166,6 +170,7 @@ def _register_blueprints(app: Flask) -> None:
         complaints_api,
         surveys_api,
         calendars_api,
+        sla_api,
     ):
         api.register_blueprint(blueprint)
         csrf.exempt(blueprint)  # bearer tokens, not cookies, authorise API writes

@@ -7,7 +7,7 @@ from contact_center.customers.models import Customer, CustomerIdentity, Customer
 from contact_center.ivr.models import IvrFlow
 from contact_center.portal.servqual import ServqualResponse
 from contact_center.routing.models import Interaction, Queue, Reservation
-from contact_center.sla.models import BusinessCalendar
+from contact_center.sla.models import BusinessCalendar, SlaEvent, SlaPolicy, TicketSla
 from contact_center.system_settings import SystemSetting
 from contact_center.tickets.models import (
     CannedResponse,
@@ -15,6 +15,7 @@ from contact_center.tickets.models import (
     Ticket,
     TicketLink,
     TicketMessage,
+    TicketStatusChange,
 )
 from contact_center.webhook_receipts import WebhookReceipt
 
@@ -34,10 +35,14 @@ __all__ = [
     "Queue",
     "Reservation",
     "ServqualResponse",
+    "SlaEvent",
+    "SlaPolicy",
     "SystemSetting",
     "Ticket",
     "TicketLink",
     "TicketMessage",
+    "TicketSla",
+    "TicketStatusChange",
     "User",
     "WebhookReceipt",
 ]

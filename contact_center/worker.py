@@ -1,5 +1,5 @@
 """Background work: RQ jobs (mail, escalations) and the timer poller (offer timeouts,
-overflow steps, wrap-up ends, retries with back-off).
+overflow steps, wrap-up ends, retries with back-off, SLA clocks).
 
 Production runs both in `flask worker` processes (as many as needed: timers are claimed
 atomically, jobs are dequeued atomically). Embedded mode runs them in a thread of the web
@@ -20,17 +20,21 @@ POLL_INTERVAL_S = 0.25
 
 
 def poll_once(app: Flask) -> int:
-    """Fire the due routing timers once; returns how many fired."""
+    """Fire the due routing timers and hand due SLA timers to jobs; returns how many."""
     from contact_center.routing.services import run_due_timers
+    from contact_center.sla.services import poll_due
 
+    fired = 0
     with app.app_context():
-        try:
-            return run_due_timers()
-        except Exception:
-            log.exception("timer poll failed")
-            return 0
-        finally:
-            db.session.remove()
+        for poll in (run_due_timers, poll_due):
+            try:
+                fired += poll()
+            except Exception:
+                db.session.rollback()
+                log.exception("timer poll failed")
+            finally:
+                db.session.remove()
+    return fired
 
 
 def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -> None:

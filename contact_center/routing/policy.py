@@ -13,6 +13,7 @@ from typing import Any
 # Seconds of queue credit: a tier-A customer is placed as if they had called 2 minutes earlier.
 TIER_CREDIT_S = {"A": 120.0, "B": 30.0, "C": 0.0}
 PRIORITY_CREDIT_S = 30.0  # per priority point (0-10)
+MAX_PRIORITY = 10
 COMPLAINT_CREDIT_S = 60.0
 DEFAULT_HANDLE_TIME_S = 180.0
 LOAD_WEIGHT = 1e10  # least-occupied: load dominates, idle-since breaks ties

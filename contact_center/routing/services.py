@@ -1654,6 +1654,17 @@ def finish_wrapup_timer(interaction_id: int) -> None:
         _finish_wrapup(interaction)
 
 
+def boost(interaction: Interaction, points: int) -> bool:
+    """Raise a queued interaction's priority (an SLA escalation): it moves up its queue now,
+    and keeps the better place if an offer returns it. Staged; True if it moved in Redis."""
+    points = max(0, min(points, policy.MAX_PRIORITY - interaction.priority))
+    if points == 0 or interaction.status not in ("queued", "offered"):
+        return False
+    interaction.priority += points
+    interaction.queue_score = (interaction.queue_score or 0.0) - policy.PRIORITY_CREDIT_S * points
+    return _store().rescore(interaction.id, interaction.queue_score)
+
+
 # ---------------------------------------------------------------- timers
 
 

@@ -234,6 +234,13 @@ redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return 1
 """
 
+# Give a waiting interaction a new score where it waits (an SLA boost); 0 if not waiting.
+# KEYS: WHERE, its waiting set. ARGV: interaction id, score.
+RESCORE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= KEYS[2] then return 0 end
+return redis.call('ZADD', KEYS[2], 'XX', 'CH', ARGV[2], ARGV[1])
+"""
+
 # Claim due timers atomically: each fires in exactly one process.
 # ARGV: now, limit. KEYS: TIMERS
 CLAIM_TIMERS = """
@@ -294,6 +301,7 @@ class RoutingStore:
         self._resolve = client.register_script(RESOLVE)
         self._claim = client.register_script(CLAIM_TIMERS)
         self._move = client.register_script(MOVE)
+        self._rescore = client.register_script(RESCORE)
         self._take_slot = client.register_script(TAKE_SLOT)
         self._enqueue_match = client.register_script(ENQUEUE_MATCH)
         self._built_seen_at: float | None = None  # monotonic time BUILT was last seen
@@ -360,6 +368,13 @@ class RoutingStore:
         if current is None or current == new_key:
             return current == new_key
         return bool(self._move(keys=[WHERE, current, new_key], args=[str(interaction_id)]))
+
+    def rescore(self, interaction_id: int, score: float) -> bool:
+        """Move a waiting interaction to a new place in its set; False if it is not waiting."""
+        key = self.location(interaction_id)
+        if key is None:
+            return False
+        return bool(self._rescore(keys=[WHERE, key], args=[str(interaction_id), score]))
 
     def remove(self, interaction_id: int) -> bool:
         """Take an interaction out of whatever waiting set holds it."""

@@ -56,12 +56,33 @@ class Ticket(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SLA (contact_center.sla): the policy applied, the nearest unmet deadline, and when
+    # the SLA timer must next look at the ticket (the timer set is rebuilt from this).
+    sla_policy_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sla_policies.id", ondelete="SET NULL", name="fk_ticket_sla_policy")
+    )
+    next_breach_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    sla_wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     customer: Mapped[Customer | None] = relationship()
     assignee: Mapped[User | None] = relationship()
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="TicketMessage.id"
     )
+
+
+class TicketStatusChange(db.Model):
+    """Every status a ticket took and when: the SLA clocks are replayed from these."""
+
+    __tablename__ = "ticket_status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("tickets.id", ondelete="CASCADE", name="fk_status_change_ticket"),
+        index=True,
+    )
+    status: Mapped[str] = mapped_column(sa.String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TicketMessage(db.Model):

@@ -210,7 +210,8 @@ def build_email(message: TicketMessage) -> EmailMessage:
     return mail
 
 
-def _smtp_send(mail: EmailMessage) -> None:
+def smtp_send(mail: EmailMessage) -> None:
+    """Hand one message to the configured SMTP server."""
     config = current_app.config
     with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=SMTP_TIMEOUT_S) as smtp:
         if config["SMTP_STARTTLS"]:
@@ -245,7 +246,7 @@ def send_message(message_id: int) -> str:
         db.session.commit()
         return "failed"
     try:
-        _smtp_send(mail)
+        smtp_send(mail)
     except (smtplib.SMTPException, OSError) as exc:
         return _send_failed(message, exc)
     message.delivery_status = "sent"

@@ -7,7 +7,7 @@ complaints build on it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from string import Formatter
 from typing import Any
 
@@ -28,6 +28,7 @@ from contact_center.tickets.models import (
     Ticket,
     TicketLink,
     TicketMessage,
+    TicketStatusChange,
 )
 
 NUMBER_BASE = 10000  # ticket numbers start at five digits
@@ -65,6 +66,7 @@ def create_ticket(
     db.session.add(ticket)
     db.session.flush()
     ticket.number = str(NUMBER_BASE + ticket.id)
+    record_status(ticket, "new", ticket.created_at)
     audit.record(
         "ticket.created",
         "ticket",
@@ -73,6 +75,11 @@ def create_ticket(
         after={"number": ticket.number, "channel": channel, "status": "new"},
     )
     return ticket
+
+
+def record_status(ticket: Ticket, status: str, at: datetime | None = None) -> None:
+    """Stage a status in the ticket's history (SLA clocks are replayed from it)."""
+    db.session.add(TicketStatusChange(ticket_id=ticket.id, status=status, at=at or utcnow()))
 
 
 def add_message(
@@ -172,8 +179,7 @@ def open_tickets_summary(customer_id: int, limit: int = 10) -> list[dict[str, An
             "subject": t.subject,
             "status": t.status,
             "priority": t.priority,
-            # SLA deadlines arrive with the SLA module.
-            "next_breach_at": None,
+            "next_breach_at": isoformat(t.next_breach_at),
         }
         for t in tickets
     ]
@@ -222,6 +228,7 @@ def change_status(ticket: Ticket, status: str) -> None:
         allowed = sorted(TRANSITIONS[ticket.status]) or ["none: closed is final"]
         raise Conflict(f"A {ticket.status} ticket cannot become {status}.", {"status": allowed})
     ticket.status = status
+    record_status(ticket, status)
     if status == "solved":
         ticket.solved_at = utcnow()
     elif status == "closed":
@@ -413,6 +420,7 @@ def merge(source: Ticket, target: Ticket, actor_id: int) -> Ticket:
     source.merged_into_id = target.id
     source.status = "closed"
     source.closed_at = utcnow()
+    record_status(source, "closed", source.closed_at)
     add_message(source, "note", f"Merged into ticket {target.number}.", author_id=actor_id)
     add_message(
         target,

@@ -1,0 +1,565 @@
+"""SLA policies applied to tickets: clocks from history, stored deadlines, timers, ladders.
+
+Every commit that changes a ticket's SLA inputs (its status, priority, type, channel, queue,
+tags or customer; a message; a call linked to it) recomputes its clocks from the whole
+history before the commit goes through (see `track_changes`), so the stored deadlines are
+never stale and the SLA log records each transition exactly once: the row lock the
+ticket's UPDATE takes serializes writers. Timers only decide when to look again; the job
+they start recomputes from the database, so a lost or early timer cannot lose a breach.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from contact_center import jobs
+from contact_center.db_types import isoformat, utcnow
+from contact_center.extensions import db
+from contact_center.routing.models import Interaction
+from contact_center.sla import clocks, escalations, timers
+from contact_center.sla.calendars import Calendar
+from contact_center.sla.models import SlaEvent, SlaPolicy, TicketSla
+from contact_center.tickets.models import Ticket, TicketMessage, TicketStatusChange
+
+log = logging.getLogger(__name__)
+CUSTOMER_KINDS = ("inbound", "voicemail")
+RESPONSE_KINDS = ("outbound",)
+CALL_CHANNELS = ("voice", "callback")
+# Ticket fields a policy's conditions or targets read: a change to any re-applies policies.
+INPUT_FIELDS = ("status", "priority", "type", "channel", "queue_id", "tags", "customer_id")
+DIRTY = "sla_dirty_tickets"
+
+
+# ---------------------------------------------------------------- policies
+
+
+def _matches(policy: SlaPolicy, ticket: Ticket) -> bool:
+    conditions = policy.conditions or {}
+    facts = {
+        "priority": ticket.priority,
+        "type": ticket.type,
+        "channel": ticket.channel,
+        "queue_id": ticket.queue_id,
+        "customer_tier": ticket.customer.tier if ticket.customer is not None else None,
+    }
+    for field, value in facts.items():
+        wanted = conditions.get(field)
+        if wanted and value not in wanted:
+            return False
+    wanted_tags = conditions.get("tags")
+    return not wanted_tags or bool(set(wanted_tags) & set(ticket.tags or []))
+
+
+def policy_for(ticket: Ticket) -> SlaPolicy | None:
+    """The first active policy, in order, whose conditions the ticket meets."""
+    policies = db.session.scalars(
+        sa.select(SlaPolicy).where(SlaPolicy.active).order_by(SlaPolicy.position, SlaPolicy.id)
+    )
+    return next((p for p in policies if _matches(p, ticket)), None)
+
+
+def targets_for(policy: SlaPolicy, priority: str) -> list[clocks.Target]:
+    """The policy's targets for a priority, in metric order."""
+    by_metric = (policy.targets or {}).get(priority, {})
+    pauses = policy.pauses or {}
+    return [
+        clocks.Target(
+            metric,
+            int(by_metric[metric]["minutes"]),
+            bool(by_metric[metric].get("business", True)),
+            frozenset(pauses.get(metric, [])),
+        )
+        for metric in clocks.METRICS
+        if metric in by_metric
+    ]
+
+
+def _calendar(policy: SlaPolicy) -> Calendar | None:
+    return policy.business_calendar.calendar() if policy.business_calendar else None
+
+
+def _percents(policy: SlaPolicy) -> tuple[int, ...]:
+    return tuple(sorted({s["percent"] for s in policy.escalations or [] if "percent" in s}))
+
+
+# ---------------------------------------------------------------- history
+
+
+def history_of(ticket: Ticket) -> clocks.History:
+    """The inputs of the ticket's clocks: statuses, customer messages, responses."""
+    statuses = [
+        (row.at, row.status)
+        for row in db.session.scalars(
+            sa.select(TicketStatusChange)
+            .where(TicketStatusChange.ticket_id == ticket.id)
+            .order_by(TicketStatusChange.at, TicketStatusChange.id)
+        )
+    ] or [(ticket.created_at, ticket.status)]  # a ticket from before status history
+    messages = db.session.execute(
+        sa.select(TicketMessage.kind, TicketMessage.created_at)
+        .where(
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.kind.in_(CUSTOMER_KINDS + RESPONSE_KINDS),
+        )
+        .order_by(TicketMessage.created_at)
+    ).all()
+    calls = db.session.execute(
+        sa.select(Interaction.direction, Interaction.answered_at, Interaction.connected_at).where(
+            Interaction.ticket_id == ticket.id, Interaction.channel.in_(CALL_CHANNELS)
+        )
+    ).all()
+    # An inbound call counts once an agent took it; a call out once the customer picked up.
+    answered = [(c.answered_at if c.direction == "inbound" else c.connected_at) for c in calls]
+    responses = [at for kind, at in messages if kind in RESPONSE_KINDS]
+    responses += [at for at in answered if at is not None]
+    return clocks.History(
+        created_at=ticket.created_at,
+        statuses=statuses,
+        customer_messages=[at for kind, at in messages if kind in CUSTOMER_KINDS],
+        responses=sorted(responses),
+    )
+
+
+# ---------------------------------------------------------------- recompute
+
+
+@dataclass(frozen=True)
+class Step:
+    """An escalation step due for one clock cycle."""
+
+    index: int
+    spec: dict[str, Any]
+    cycle: clocks.Cycle
+    at: datetime
+
+    def once_key(self, ticket: Ticket, policy: SlaPolicy) -> str:
+        """What makes the step unique: a second run of it fails on this key."""
+        return f"{ticket.id}:{policy.id}:{self.cycle.metric}:{self.cycle.cycle}:{self.index}"
+
+
+def _steps(policy: SlaPolicy, cycles: list[clocks.Cycle]) -> list[Step]:
+    """Every escalation step with an instant, for cycles still open."""
+    steps = []
+    for index, spec in enumerate(policy.escalations or []):
+        for cycle in cycles:
+            if cycle.fulfilled_at is not None or cycle.stopped:
+                continue
+            if spec.get("metric", "*") not in ("*", cycle.metric):
+                continue
+            if "percent" in spec:
+                at = cycle.marks.get(spec["percent"])  # None while paused short of it
+            else:
+                breach = cycle.breached_at or cycle.due_at
+                delay = timedelta(minutes=spec.get("after_breach_minutes", 0))
+                at = breach + delay if breach is not None else None
+            if at is not None:
+                steps.append(Step(index, spec, cycle, at))
+    return steps
+
+
+def _fired_keys(ticket: Ticket) -> set[str]:
+    return set(
+        db.session.scalars(
+            sa.select(SlaEvent.once_key).where(
+                SlaEvent.ticket_id == ticket.id, SlaEvent.once_key.is_not(None)
+            )
+        )
+    )
+
+
+def _log(ticket: Ticket, kind: str, cycle: clocks.Cycle | None = None, **details: Any) -> None:
+    db.session.add(
+        SlaEvent(
+            ticket_id=ticket.id,
+            kind=kind,
+            metric=cycle.metric if cycle else None,
+            cycle=cycle.cycle if cycle else None,
+            details=details,
+        )
+    )
+
+
+def _transitions(ticket: Ticket, row: TicketSla | None, cycle: clocks.Cycle) -> None:
+    """Log what changed in one clock since it was last stored."""
+    before = row.state if row is not None else None
+    after = cycle.state
+    if before == after:
+        return
+    if after == "fulfilled":
+        _log(
+            ticket,
+            "fulfilled",
+            cycle,
+            at=isoformat(cycle.fulfilled_at),
+            breached=cycle.breached_at is not None,
+        )
+    elif after == "breached":
+        _log(ticket, "breached", cycle, at=isoformat(cycle.breached_at))
+    elif after == "paused":
+        _log(ticket, "paused", cycle)
+    elif after == "running" and before == "paused":
+        _log(ticket, "resumed", cycle, due_at=isoformat(cycle.due_at))
+    elif after == "stopped":
+        _log(ticket, "stopped", cycle)
+    elif before is None:
+        _log(ticket, "started", cycle, due_at=isoformat(cycle.due_at))
+
+
+def refresh(ticket: Ticket, now: datetime | None = None) -> list[clocks.Cycle]:
+    """Recompute the ticket's clocks from its history; stage the rows, the log, the timer."""
+    now = now or utcnow()
+    policy = policy_for(ticket)
+    if policy is None or ticket.merged_into_id is not None:
+        return _clear(ticket)
+    if ticket.sla_policy_id != policy.id:
+        _log(ticket, "applied", policy=policy.name, policy_id=policy.id, priority=ticket.priority)
+        ticket.sla_policy_id = policy.id
+    cycles = clocks.compute(
+        history_of(ticket),
+        targets_for(policy, ticket.priority),
+        _calendar(policy),
+        now,
+        _percents(policy),
+    )
+    rows = {
+        (r.metric, r.cycle): r
+        for r in db.session.scalars(sa.select(TicketSla).where(TicketSla.ticket_id == ticket.id))
+    }
+    for cycle in cycles:
+        row = rows.pop((cycle.metric, cycle.cycle), None)
+        _transitions(ticket, row, cycle)
+        if row is None:
+            row = TicketSla(ticket_id=ticket.id, metric=cycle.metric, cycle=cycle.cycle)
+            db.session.add(row)
+        row.policy_id = policy.id
+        row.target_minutes = cycle.target_minutes
+        row.business = cycle.business
+        row.started_at = cycle.started_at
+        row.due_at = cycle.due_at
+        row.breached_at = cycle.breached_at
+        row.fulfilled_at = cycle.fulfilled_at
+        row.elapsed_minutes = cycle.elapsed_minutes
+        row.state = cycle.state
+    for row in rows.values():  # metrics the policy no longer targets
+        db.session.delete(row)
+    open_dues = [c.due_at for c in cycles if c.due_at is not None and c.fulfilled_at is None]
+    ticket.next_breach_at = min(open_dues, default=None)
+    fired = _fired_keys(ticket)
+    pending = [s.at for s in _steps(policy, cycles) if s.once_key(ticket, policy) not in fired]
+    pending += [c.due_at for c in cycles if c.due_at is not None and c.breached_at is None]
+    _arm(ticket, min(pending, default=None))
+    return cycles
+
+
+def _clear(ticket: Ticket) -> list[clocks.Cycle]:
+    if ticket.sla_policy_id is not None:
+        _log(ticket, "removed", policy_id=ticket.sla_policy_id)
+        ticket.sla_policy_id = None
+    db.session.execute(sa.delete(TicketSla).where(TicketSla.ticket_id == ticket.id))
+    ticket.next_breach_at = None
+    _arm(ticket, None)
+    return []
+
+
+def _arm(ticket: Ticket, wake_at: datetime | None) -> None:
+    # Always written to Redis: a claimed timer sits a lease ahead until this resets it.
+    ticket.sla_wake_at = wake_at
+    try:
+        timers.arm(ticket.id, wake_at)
+    except Exception:
+        # The database keeps the time; the timer set is rebuilt from it.
+        log.exception("SLA timer for ticket %s not armed", ticket.id)
+
+
+# ---------------------------------------------------------------- session hook
+
+
+def _touched(session: Session) -> set[int]:
+    ids = set()
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, Ticket):
+            state = sa.inspect(obj)
+            if obj in session.new or any(
+                state.attrs[f].history.has_changes() for f in INPUT_FIELDS
+            ):
+                ids.add(obj.id)
+        elif isinstance(obj, TicketMessage | TicketStatusChange) and obj in session.new:
+            ids.add(obj.ticket_id)
+        elif isinstance(obj, Interaction) and obj.ticket_id is not None:
+            state = sa.inspect(obj)
+            if any(
+                state.attrs[f].history.has_changes()
+                for f in ("answered_at", "connected_at", "ticket_id")
+            ):
+                ids.add(obj.ticket_id)
+    ids.discard(None)
+    return ids
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    if session.info.get("sla_off"):
+        return
+    touched = _touched(session)
+    if touched:
+        session.info.setdefault(DIRTY, set()).update(touched)
+
+
+def _before_commit(session: Session) -> None:
+    if session.info.get("sla_off"):
+        return
+    session.flush()
+    done: set[int] = set()
+    for _ in range(5):  # a refresh does not touch inputs, so this settles at once
+        pending = session.info.pop(DIRTY, set()) - done
+        if not pending:
+            return
+        for ticket_id in sorted(pending):
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is not None:
+                refresh(ticket)
+            done.add(ticket_id)
+        session.flush()
+
+
+def track_changes() -> None:
+    """Recompute SLA clocks of every ticket a transaction touches, before it commits."""
+    if not sa.event.contains(Session, "after_flush", _after_flush):
+        sa.event.listen(Session, "after_flush", _after_flush)
+        sa.event.listen(Session, "before_commit", _before_commit)
+
+
+# ---------------------------------------------------------------- timers and ladders
+
+
+def poll_due(now: float | None = None, limit: int = 200) -> int:
+    """Claim the tickets whose clocks need a look and hand each to an RQ job."""
+    if not timers.is_built():
+        rebuild_timers()
+    due = timers.claim(now if now is not None else utcnow().timestamp(), limit)
+    for ticket_id in due:
+        jobs.enqueue(run_timer, ticket_id)
+    return len(due)
+
+
+def rebuild_timers() -> int:
+    """Load the timer set from the tickets' stored wake times (after Redis lost it)."""
+    from contact_center.redis_client import get_redis
+
+    with get_redis().lock(timers.REBUILD_LOCK, timeout=60, blocking_timeout=60):
+        if timers.is_built():
+            return 0
+        rows = db.session.execute(
+            sa.select(Ticket.id, Ticket.sla_wake_at).where(Ticket.sla_wake_at.is_not(None))
+        ).all()
+        db.session.rollback()
+        timers.load([(r.id, r.sla_wake_at) for r in rows])
+        return len(rows)
+
+
+def run_timer(ticket_id: int) -> str:
+    """RQ job: the ticket's clocks need a look: record breaches, run due escalation steps."""
+    ticket = db.session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+    if ticket is None:
+        db.session.rollback()
+        timers.arm(ticket_id, None)
+        return "gone"
+    now = utcnow()
+    notices: list[escalations.Notice] = []
+    for _ in range(3):  # an action may change the priority, and so the targets
+        policy = policy_for(ticket)
+        cycles = refresh(ticket, now)
+        if policy is None:
+            break
+        fired = _fired_keys(ticket)
+        due = [
+            s
+            for s in _steps(policy, cycles)
+            if s.at <= now and s.once_key(ticket, policy) not in fired
+        ]
+        if not due:
+            break
+        for step in due:
+            notices += _run_step(ticket, policy, step, now)
+        db.session.flush()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # another worker recorded the same step first
+        return "raced"
+    escalations.deliver(notices)
+    return f"{len(notices)} notices"
+
+
+def _run_step(
+    ticket: Ticket, policy: SlaPolicy, step: Step, now: datetime
+) -> list[escalations.Notice]:
+    kind = "warned" if "percent" in step.spec else "escalated"
+    details: dict[str, Any] = {
+        "step": step.index,
+        "at": isoformat(step.at),
+        "late_s": round((now - step.at).total_seconds(), 3),
+        "policy": policy.name,
+    }
+    if "percent" in step.spec:
+        details["percent"] = step.spec["percent"]
+    else:
+        details["after_breach_minutes"] = step.spec.get("after_breach_minutes", 0)
+    done, notices = escalations.perform(ticket, step.spec.get("actions", []), step.cycle, kind)
+    details["actions"] = done
+    db.session.add(
+        SlaEvent(
+            ticket_id=ticket.id,
+            kind=kind,
+            metric=step.cycle.metric,
+            cycle=step.cycle.cycle,
+            details=details,
+            once_key=step.once_key(ticket, policy),
+        )
+    )
+    return notices
+
+
+# ---------------------------------------------------------------- replays
+
+
+def open_ticket_ids(calendar_id: int | None = None) -> list[int]:
+    """Open tickets (all, or those under a policy on this calendar)."""
+    query = sa.select(Ticket.id).where(Ticket.status.not_in(clocks.FINISHED))
+    if calendar_id is not None:
+        query = query.join(SlaPolicy, SlaPolicy.id == Ticket.sla_policy_id).where(
+            SlaPolicy.calendar_id == calendar_id
+        )
+    return list(db.session.scalars(query.order_by(Ticket.id)))
+
+
+def replay(ticket_ids: list[int]) -> int:
+    """Recompute these tickets' clocks (a calendar or policy changed), one commit each."""
+    for ticket_id in ticket_ids:
+        ticket = db.session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+        if ticket is not None:
+            refresh(ticket)
+            db.session.commit()
+    return len(ticket_ids)
+
+
+def replay_open(calendar_id: int | None = None) -> int:
+    """RQ job: recompute every affected open ticket after a calendar or policy change."""
+    return replay(open_ticket_ids(calendar_id))
+
+
+def schedule_replay(calendar_id: int | None = None) -> None:
+    """Queue the recomputation of open tickets (call after the change is committed)."""
+    jobs.enqueue(replay_open, calendar_id)
+
+
+# ---------------------------------------------------------------- views
+
+
+def clock_view(row: TicketSla, now: datetime | None = None) -> dict[str, Any]:
+    """One clock as agents see it: due time, remaining or overdue time, paused or not."""
+    now = now or utcnow()
+    remaining = None
+    if row.state in ("running", "breached") and row.due_at is not None:
+        remaining = round((row.due_at - now).total_seconds() / 60, 1)
+    elif row.state == "paused":
+        remaining = round(row.target_minutes - row.elapsed_minutes, 1)
+    return {
+        "metric": row.metric,
+        "cycle": row.cycle,
+        "state": row.state,
+        "target_minutes": row.target_minutes,
+        "business_time": row.business,
+        "started_at": isoformat(row.started_at),
+        "due_at": isoformat(row.due_at),
+        "fulfilled_at": isoformat(row.fulfilled_at),
+        "breached_at": isoformat(row.breached_at),
+        "elapsed_minutes": round(row.elapsed_minutes, 1),
+        # Wall-clock minutes to the due time (negative: overdue); paused: target time left.
+        "remaining_minutes": remaining,
+        "paused": row.state == "paused",
+    }
+
+
+def ticket_clocks(ticket: Ticket) -> list[dict[str, Any]]:
+    """Every clock of a ticket (latest cycle of each metric first in metric order)."""
+    rows = db.session.scalars(
+        sa.select(TicketSla)
+        .where(TicketSla.ticket_id == ticket.id)
+        .order_by(TicketSla.metric, TicketSla.cycle.desc())
+    ).all()
+    order = {m: i for i, m in enumerate(clocks.METRICS)}
+    rows = sorted(rows, key=lambda r: (order.get(r.metric, 99), -r.cycle))
+    return [clock_view(r) for r in rows]
+
+
+def events_of(ticket: Ticket) -> list[SlaEvent]:
+    """The ticket's SLA log, oldest first."""
+    return list(
+        db.session.scalars(
+            sa.select(SlaEvent).where(SlaEvent.ticket_id == ticket.id).order_by(SlaEvent.id)
+        )
+    )
+
+
+def compliance(
+    start: datetime, end: datetime, policy_id: int | None = None, queue_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Achieved and breached clocks per policy, metric and queue, for clocks that ended
+    (fulfilled or breached) in [start, end)."""
+    outcome = sa.case((TicketSla.breached_at.is_not(None), "breached"), else_="achieved")
+    ended = sa.func.coalesce(TicketSla.fulfilled_at, TicketSla.breached_at)
+    query = (
+        sa.select(
+            TicketSla.policy_id,
+            SlaPolicy.name,
+            TicketSla.metric,
+            Ticket.queue_id,
+            outcome.label("outcome"),
+            sa.func.count().label("n"),
+        )
+        .join(Ticket, Ticket.id == TicketSla.ticket_id)
+        .outerjoin(SlaPolicy, SlaPolicy.id == TicketSla.policy_id)
+        .where(ended >= start, ended < end)
+        .where(sa.or_(TicketSla.fulfilled_at.is_not(None), TicketSla.breached_at.is_not(None)))
+        .group_by(TicketSla.policy_id, SlaPolicy.name, TicketSla.metric, Ticket.queue_id, outcome)
+    )
+    if policy_id is not None:
+        query = query.where(TicketSla.policy_id == policy_id)
+    if queue_id is not None:
+        query = query.where(Ticket.queue_id == queue_id)
+    groups: dict[tuple, dict[str, Any]] = {}
+    for row in db.session.execute(query):
+        key = (row.policy_id, row.metric, row.queue_id)
+        group = groups.setdefault(
+            key,
+            {
+                "policy_id": row.policy_id,
+                "policy": row.name,
+                "metric": row.metric,
+                "queue_id": row.queue_id,
+                "achieved": 0,
+                "breached": 0,
+            },
+        )
+        group[row.outcome] += row.n
+    result = []
+    for group in sorted(
+        groups.values(), key=lambda g: (g["policy"] or "", g["metric"], g["queue_id"] or 0)
+    ):
+        total = group["achieved"] + group["breached"]
+        group["total"] = total
+        group["achieved_pct"] = round(100 * group["achieved"] / total, 1) if total else None
+        result.append(group)
+    return result
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime (API input may carry any offset)."""
+    return value.astimezone(UTC)
