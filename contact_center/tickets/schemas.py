@@ -169,11 +169,21 @@ class TicketSchema(Schema):
     updated_at = UTCDateTime()
     solved_at = UTCDateTime(allow_none=True)
     closed_at = UTCDateTime(allow_none=True)
+    sla_policy_id = fields.Integer(allow_none=True)
+    # The nearest deadline not yet met (possibly past: overdue).
+    next_breach_at = UTCDateTime(allow_none=True)
 
 
 class TicketDetailSchema(TicketSchema):
     messages = fields.List(fields.Nested(TicketMessageSchema))
     linked_ticket_ids = fields.Method("_linked_ids", metadata={"type": "array"})
+    # Every SLA clock: due time, remaining or overdue time, paused or not.
+    sla = fields.Method("_sla", metadata={"type": "array"})
+
+    def _sla(self, ticket) -> list[dict]:
+        from contact_center.sla.services import ticket_clocks
+
+        return ticket_clocks(ticket)
 
     def _linked_ids(self, ticket) -> list[int]:
         return linked_ids(ticket)
