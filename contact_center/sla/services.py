@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from contact_center import jobs
 from contact_center.db_types import isoformat, utcnow
@@ -35,95 +35,131 @@ CALL_CHANNELS = ("voice", "callback")
 # Ticket fields a policy's conditions or targets read: a change to any re-applies policies.
 INPUT_FIELDS = ("status", "priority", "type", "channel", "queue_id", "tags", "customer_id")
 DIRTY = "sla_dirty_tickets"
+JOB_BATCH = 20  # tickets per timer job: fewer round trips, while both workers share a burst
 
 
 # ---------------------------------------------------------------- policies
 
 
-def _matches(policy: SlaPolicy, ticket: Ticket) -> bool:
-    conditions = policy.conditions or {}
-    facts = {
-        "priority": ticket.priority,
-        "type": ticket.type,
-        "channel": ticket.channel,
-        "queue_id": ticket.queue_id,
-        "customer_tier": ticket.customer.tier if ticket.customer is not None else None,
-    }
-    for field, value in facts.items():
-        wanted = conditions.get(field)
-        if wanted and value not in wanted:
-            return False
-    wanted_tags = conditions.get("tags")
-    return not wanted_tags or bool(set(wanted_tags) & set(ticket.tags or []))
+@dataclass(frozen=True)
+class Rules:
+    """An active SLA policy as read once for a batch of tickets (calendar built once)."""
+
+    id: int
+    name: str
+    conditions: dict[str, list]
+    targets: dict[str, dict]
+    pauses: dict[str, list]
+    escalations: list[dict[str, Any]]
+    calendar: Calendar | None
+
+    @property
+    def percents(self) -> tuple[int, ...]:
+        """The shares of a target at which a warning step runs."""
+        return tuple(sorted({s["percent"] for s in self.escalations if "percent" in s}))
+
+    def matches(self, ticket: Ticket) -> bool:
+        """Whether the ticket meets every condition (tags: any of those listed)."""
+        for field, wanted in self.conditions.items():
+            if not wanted:
+                continue
+            if field == "tags":
+                if not set(wanted) & set(ticket.tags or []):
+                    return False
+            elif field == "customer_tier":
+                if (ticket.customer.tier if ticket.customer else None) not in wanted:
+                    return False
+            elif getattr(ticket, field) not in wanted:
+                return False
+        return True
+
+    def targets_for(self, priority: str) -> list[clocks.Target]:
+        """The targets for a priority, in metric order."""
+        by_metric = self.targets.get(priority, {})
+        return [
+            clocks.Target(
+                metric,
+                int(by_metric[metric]["minutes"]),
+                bool(by_metric[metric].get("business", True)),
+                frozenset(self.pauses.get(metric, [])),
+            )
+            for metric in clocks.METRICS
+            if metric in by_metric
+        ]
 
 
-def policy_for(ticket: Ticket) -> SlaPolicy | None:
-    """The first active policy, in order, whose conditions the ticket meets."""
+def load_rules() -> list[Rules]:
+    """The active policies in the order they are tried."""
     policies = db.session.scalars(
-        sa.select(SlaPolicy).where(SlaPolicy.active).order_by(SlaPolicy.position, SlaPolicy.id)
+        sa.select(SlaPolicy)
+        .where(SlaPolicy.active)
+        .order_by(SlaPolicy.position, SlaPolicy.id)
+        .options(selectinload(SlaPolicy.business_calendar))
     )
-    return next((p for p in policies if _matches(p, ticket)), None)
-
-
-def targets_for(policy: SlaPolicy, priority: str) -> list[clocks.Target]:
-    """The policy's targets for a priority, in metric order."""
-    by_metric = (policy.targets or {}).get(priority, {})
-    pauses = policy.pauses or {}
     return [
-        clocks.Target(
-            metric,
-            int(by_metric[metric]["minutes"]),
-            bool(by_metric[metric].get("business", True)),
-            frozenset(pauses.get(metric, [])),
+        Rules(
+            id=p.id,
+            name=p.name,
+            conditions=dict(p.conditions or {}),
+            targets=dict(p.targets or {}),
+            pauses=dict(p.pauses or {}),
+            escalations=list(p.escalations or []),
+            calendar=p.business_calendar.calendar() if p.business_calendar else None,
         )
-        for metric in clocks.METRICS
-        if metric in by_metric
+        for p in policies
     ]
 
 
-def _calendar(policy: SlaPolicy) -> Calendar | None:
-    return policy.business_calendar.calendar() if policy.business_calendar else None
-
-
-def _percents(policy: SlaPolicy) -> tuple[int, ...]:
-    return tuple(sorted({s["percent"] for s in policy.escalations or [] if "percent" in s}))
+def policy_for(ticket: Ticket, rules: list[Rules] | None = None) -> Rules | None:
+    """The first active policy, in order, whose conditions the ticket meets."""
+    return next(
+        (r for r in (rules if rules is not None else load_rules()) if r.matches(ticket)), None
+    )
 
 
 # ---------------------------------------------------------------- history
 
 
 def history_of(ticket: Ticket) -> clocks.History:
-    """The inputs of the ticket's clocks: statuses, customer messages, responses."""
-    statuses = [
-        (row.at, row.status)
-        for row in db.session.scalars(
-            sa.select(TicketStatusChange)
-            .where(TicketStatusChange.ticket_id == ticket.id)
-            .order_by(TicketStatusChange.at, TicketStatusChange.id)
-        )
-    ] or [(ticket.created_at, ticket.status)]  # a ticket from before status history
-    messages = db.session.execute(
-        sa.select(TicketMessage.kind, TicketMessage.created_at)
-        .where(
+    """The inputs of the ticket's clocks: statuses, customer messages, responses (one query)."""
+    # An inbound call counts once an agent took it; a call out once the customer picked up.
+    call_answered = sa.case(
+        (Interaction.direction == "inbound", Interaction.answered_at),
+        else_=Interaction.connected_at,
+    )
+    events = sa.union_all(
+        sa.select(
+            sa.literal("status").label("source"),
+            TicketStatusChange.status.label("what"),
+            TicketStatusChange.at.label("at"),
+            TicketStatusChange.id.label("seq"),
+        ).where(TicketStatusChange.ticket_id == ticket.id),
+        sa.select(
+            sa.literal("message"), TicketMessage.kind, TicketMessage.created_at, TicketMessage.id
+        ).where(
             TicketMessage.ticket_id == ticket.id,
             TicketMessage.kind.in_(CUSTOMER_KINDS + RESPONSE_KINDS),
-        )
-        .order_by(TicketMessage.created_at)
-    ).all()
-    calls = db.session.execute(
-        sa.select(Interaction.direction, Interaction.answered_at, Interaction.connected_at).where(
-            Interaction.ticket_id == ticket.id, Interaction.channel.in_(CALL_CHANNELS)
-        )
-    ).all()
-    # An inbound call counts once an agent took it; a call out once the customer picked up.
-    answered = [(c.answered_at if c.direction == "inbound" else c.connected_at) for c in calls]
-    responses = [at for kind, at in messages if kind in RESPONSE_KINDS]
-    responses += [at for at in answered if at is not None]
+        ),
+        sa.select(sa.literal("call"), Interaction.direction, call_answered, Interaction.id).where(
+            Interaction.ticket_id == ticket.id,
+            Interaction.channel.in_(CALL_CHANNELS),
+            call_answered.is_not(None),
+        ),
+    ).order_by(sa.literal_column("at"), sa.literal_column("seq"))
+    statuses, customer, responses = [], [], []
+    for source, what, at, _ in db.session.execute(events):
+        if source == "status":
+            statuses.append((at, what))
+        elif source == "call" or what in RESPONSE_KINDS:
+            responses.append(at)
+        else:
+            customer.append(at)
     return clocks.History(
         created_at=ticket.created_at,
-        statuses=statuses,
-        customer_messages=[at for kind, at in messages if kind in CUSTOMER_KINDS],
-        responses=sorted(responses),
+        # A ticket from before status history has been in its status since it arrived.
+        statuses=statuses or [(ticket.created_at, ticket.status)],
+        customer_messages=customer,
+        responses=responses,
     )
 
 
@@ -138,13 +174,10 @@ class Step:
     spec: dict[str, Any]
     cycle: clocks.Cycle
     at: datetime
-
-    def once_key(self, ticket: Ticket, policy: SlaPolicy) -> str:
-        """What makes the step unique: a second run of it fails on this key."""
-        return f"{ticket.id}:{policy.id}:{self.cycle.metric}:{self.cycle.cycle}:{self.index}"
+    key: str  # unique per ticket, policy, clock cycle and step: a second run fails on it
 
 
-def _steps(policy: SlaPolicy, cycles: list[clocks.Cycle]) -> list[Step]:
+def _steps(ticket: Ticket, policy: Rules, cycles: list[clocks.Cycle]) -> list[Step]:
     """Every escalation step with an instant, for cycles still open."""
     steps = []
     for index, spec in enumerate(policy.escalations or []):
@@ -160,7 +193,8 @@ def _steps(policy: SlaPolicy, cycles: list[clocks.Cycle]) -> list[Step]:
                 delay = timedelta(minutes=spec.get("after_breach_minutes", 0))
                 at = breach + delay if breach is not None else None
             if at is not None:
-                steps.append(Step(index, spec, cycle, at))
+                key = f"{ticket.id}:{policy.id}:{cycle.metric}:{cycle.cycle}:{index}"
+                steps.append(Step(index, spec, cycle, at, key))
     return steps
 
 
@@ -212,21 +246,39 @@ def _transitions(ticket: Ticket, row: TicketSla | None, cycle: clocks.Cycle) -> 
         _log(ticket, "started", cycle, due_at=isoformat(cycle.due_at))
 
 
-def refresh(ticket: Ticket, now: datetime | None = None) -> list[clocks.Cycle]:
+@dataclass(frozen=True)
+class Computed:
+    """A ticket's clocks as just computed, and the escalation steps still to run."""
+
+    policy: Rules | None
+    cycles: list[clocks.Cycle]
+    steps: list[Step]
+
+    def wake_at(self, skip: frozenset[str] | set[str] = frozenset()) -> datetime | None:
+        """When the clocks next need a look: the next step, or a breach to record."""
+        pending = [s.at for s in self.steps if s.key not in skip]
+        pending += [c.due_at for c in self.cycles if c.due_at is not None and c.breached_at is None]
+        return min(pending, default=None)
+
+
+def refresh(
+    ticket: Ticket, now: datetime | None = None, rules: list[Rules] | None = None
+) -> Computed:
     """Recompute the ticket's clocks from its history; stage the rows, the log, the timer."""
     now = now or utcnow()
-    policy = policy_for(ticket)
+    policy = policy_for(ticket, rules)
     if policy is None or ticket.merged_into_id is not None:
-        return _clear(ticket)
+        _clear(ticket)
+        return Computed(None, [], [])
     if ticket.sla_policy_id != policy.id:
         _log(ticket, "applied", policy=policy.name, policy_id=policy.id, priority=ticket.priority)
         ticket.sla_policy_id = policy.id
     cycles = clocks.compute(
         history_of(ticket),
-        targets_for(policy, ticket.priority),
-        _calendar(policy),
+        policy.targets_for(ticket.priority),
+        policy.calendar,
         now,
-        _percents(policy),
+        policy.percents,
     )
     rows = {
         (r.metric, r.cycle): r
@@ -252,20 +304,20 @@ def refresh(ticket: Ticket, now: datetime | None = None) -> list[clocks.Cycle]:
     open_dues = [c.due_at for c in cycles if c.due_at is not None and c.fulfilled_at is None]
     ticket.next_breach_at = min(open_dues, default=None)
     fired = _fired_keys(ticket)
-    pending = [s.at for s in _steps(policy, cycles) if s.once_key(ticket, policy) not in fired]
-    pending += [c.due_at for c in cycles if c.due_at is not None and c.breached_at is None]
-    _arm(ticket, min(pending, default=None))
-    return cycles
+    computed = Computed(
+        policy, cycles, [s for s in _steps(ticket, policy, cycles) if s.key not in fired]
+    )
+    _arm(ticket, computed.wake_at())
+    return computed
 
 
-def _clear(ticket: Ticket) -> list[clocks.Cycle]:
+def _clear(ticket: Ticket) -> None:
     if ticket.sla_policy_id is not None:
         _log(ticket, "removed", policy_id=ticket.sla_policy_id)
         ticket.sla_policy_id = None
     db.session.execute(sa.delete(TicketSla).where(TicketSla.ticket_id == ticket.id))
     ticket.next_breach_at = None
     _arm(ticket, None)
-    return []
 
 
 def _arm(ticket: Ticket, wake_at: datetime | None) -> None:
@@ -304,18 +356,17 @@ def _touched(session: Session) -> set[int]:
 
 
 def _after_flush(session: Session, flush_context: Any) -> None:
-    if session.info.get("sla_off"):
-        return
     touched = _touched(session)
     if touched:
         session.info.setdefault(DIRTY, set()).update(touched)
 
 
 def _before_commit(session: Session) -> None:
-    if session.info.get("sla_off"):
+    session.flush()  # the commit's own changes: what they touched is in DIRTY afterwards
+    if not session.info.get(DIRTY):
         return
-    session.flush()
     done: set[int] = set()
+    rules = load_rules()
     for _ in range(5):  # a refresh does not touch inputs, so this settles at once
         pending = session.info.pop(DIRTY, set()) - done
         if not pending:
@@ -323,7 +374,7 @@ def _before_commit(session: Session) -> None:
         for ticket_id in sorted(pending):
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None:
-                refresh(ticket)
+                refresh(ticket, rules=rules)
             done.add(ticket_id)
         session.flush()
 
@@ -339,13 +390,31 @@ def track_changes() -> None:
 
 
 def poll_due(now: float | None = None, limit: int = 200) -> int:
-    """Claim the tickets whose clocks need a look and hand each to an RQ job."""
+    """Claim the tickets whose clocks need a look and hand them to RQ jobs, a batch each."""
     if not timers.is_built():
         rebuild_timers()
     due = timers.claim(now if now is not None else utcnow().timestamp(), limit)
-    for ticket_id in due:
-        jobs.enqueue(run_timer, ticket_id)
+    for start in range(0, len(due), JOB_BATCH):
+        jobs.enqueue(run_timers, due[start : start + JOB_BATCH])
     return len(due)
+
+
+def run_timers(ticket_ids: list[int]) -> dict[str, int]:
+    """RQ job: `run_timer` for each ticket, each in its own transaction.
+
+    A ticket that fails keeps its claimed timer, which fires again once the lease is over.
+    """
+    outcomes: dict[str, int] = {}
+    rules = load_rules()
+    for ticket_id in ticket_ids:
+        try:
+            outcome = run_timer(ticket_id, rules)
+        except Exception:
+            db.session.rollback()
+            log.exception("SLA timer of ticket %s failed", ticket_id)
+            outcome = "failed"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 def rebuild_timers() -> int:
@@ -363,43 +432,40 @@ def rebuild_timers() -> int:
         return len(rows)
 
 
-def run_timer(ticket_id: int) -> str:
-    """RQ job: the ticket's clocks need a look: record breaches, run due escalation steps."""
+def run_timer(ticket_id: int, rules: list[Rules] | None = None) -> str:
+    """The ticket's clocks need a look: record breaches, run due escalation steps, arm the
+    next look. "done", "raced" (another worker ran the same step) or "gone"."""
     ticket = db.session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
     if ticket is None:
         db.session.rollback()
         timers.arm(ticket_id, None)
         return "gone"
     now = utcnow()
+    rules = rules if rules is not None else load_rules()
     notices: list[escalations.Notice] = []
-    for _ in range(3):  # an action may change the priority, and so the targets
-        policy = policy_for(ticket)
-        cycles = refresh(ticket, now)
-        if policy is None:
+    computed = refresh(ticket, now, rules)
+    for _ in range(3):  # an action may change the priority, and so the policy or targets
+        due = [s for s in computed.steps if s.at <= now]
+        if not due or computed.policy is None:
             break
-        fired = _fired_keys(ticket)
-        due = [
-            s
-            for s in _steps(policy, cycles)
-            if s.at <= now and s.once_key(ticket, policy) not in fired
-        ]
-        if not due:
-            break
+        priority = ticket.priority
         for step in due:
-            notices += _run_step(ticket, policy, step, now)
-        db.session.flush()
+            notices += _run_step(ticket, computed.policy, step, now)
+        if policy_for(ticket, rules) == computed.policy and ticket.priority == priority:
+            _arm(ticket, computed.wake_at(skip={s.key for s in due}))
+            break
+        computed = refresh(ticket, now, rules)
+    db.session().info.pop(DIRTY, None)  # computed above, under the ticket's lock
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # another worker recorded the same step first
         return "raced"
     escalations.deliver(notices)
-    return f"{len(notices)} notices"
+    return "done"
 
 
-def _run_step(
-    ticket: Ticket, policy: SlaPolicy, step: Step, now: datetime
-) -> list[escalations.Notice]:
+def _run_step(ticket: Ticket, policy: Rules, step: Step, now: datetime) -> list[escalations.Notice]:
     kind = "warned" if "percent" in step.spec else "escalated"
     details: dict[str, Any] = {
         "step": step.index,
@@ -420,7 +486,7 @@ def _run_step(
             metric=step.cycle.metric,
             cycle=step.cycle.cycle,
             details=details,
-            once_key=step.once_key(ticket, policy),
+            once_key=step.key,
         )
     )
     return notices
@@ -441,10 +507,11 @@ def open_ticket_ids(calendar_id: int | None = None) -> list[int]:
 
 def replay(ticket_ids: list[int]) -> int:
     """Recompute these tickets' clocks (a calendar or policy changed), one commit each."""
+    rules = load_rules()
     for ticket_id in ticket_ids:
         ticket = db.session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
         if ticket is not None:
-            refresh(ticket)
+            refresh(ticket, rules=rules)
             db.session.commit()
     return len(ticket_ids)
 
