@@ -14,7 +14,7 @@ from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
 from contact_center.fields import UTCDateTime
 from contact_center.sla.calendars import NoBusinessTime
-from contact_center.sla.clocks import METRICS
+from contact_center.sla.clocks import DEADLINE_METRICS, METRICS
 from contact_center.sla.escalations import ACTION_KINDS
 from contact_center.sla.models import BusinessCalendar, SlaPolicy
 from contact_center.sla.schemas import PlaceChecked, weekly_windows
@@ -176,7 +176,9 @@ class ActionSchema(Schema):
 
 
 class StepSchema(Schema):
-    metric = fields.String(load_default="*", validate=validate.OneOf(("*", *METRICS)))
+    metric = fields.String(
+        load_default="*", validate=validate.OneOf(("*", *METRICS, *DEADLINE_METRICS))
+    )
     percent = fields.Integer(strict=True, validate=validate.Range(min=1, max=99))
     after_breach_minutes = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**6))
     actions = fields.List(fields.Nested(ActionSchema), required=True, validate=validate.Length(1))

@@ -20,12 +20,14 @@ completed callback to the customer):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from contact_center.sla.calendars import Calendar
 
 METRICS = ("first_response", "next_response", "periodic_update", "resolution")
+# Regulatory deadlines of a complaint (complaints.profiles): fixed when it is registered.
+DEADLINE_METRICS = ("complaint_acknowledge", "complaint_final_response")
 FINISHED = frozenset({"solved", "closed"})  # every clock stops here
 
 
@@ -47,6 +49,8 @@ class History:
     statuses: list[tuple[datetime, str]]  # (since, status); the first is the creation status
     customer_messages: list[datetime]
     responses: list[datetime]
+    # (metric, started, due, met) of fixed deadlines, such as a complaint's.
+    deadlines: list[tuple[str, datetime, datetime, datetime | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -221,18 +225,44 @@ def compute(
     now: datetime,
     percents: tuple[int, ...] = (),
 ) -> list[Cycle]:
-    """Every cycle of every targeted metric, with `percents` of each target marked."""
+    """Every cycle of every targeted metric and fixed deadline, with `percents` of each
+    target marked."""
     if not history.statuses:
-        history = History(
-            history.created_at,
-            [(history.created_at, "new")],
-            history.customer_messages,
-            history.responses,
-        )
-    cycles = []
+        history = replace(history, statuses=[(history.created_at, "new")])
+    cycles = [
+        deadline_cycle(metric, started, due, met, now, percents)
+        for metric, started, due, met in history.deadlines
+    ]
     for target in targets:
         for number, (start, fulfilled) in enumerate(_starts_and_ends(history, target.metric, now)):
             cycles.append(
                 _cycle(history, target, calendar, number, start, fulfilled, now, percents)
             )
     return cycles
+
+
+def deadline_cycle(
+    metric: str,
+    started_at: datetime,
+    due_at: datetime,
+    met_at: datetime | None,
+    now: datetime,
+    percents: tuple[int, ...] = (),
+) -> Cycle:
+    """A fixed deadline (a regulator's): it runs in plain time and never pauses."""
+    span = due_at - started_at
+    end = met_at or now
+    return Cycle(
+        metric=metric,
+        cycle=0,
+        started_at=started_at,
+        target_minutes=round(span.total_seconds() / 60),
+        business=False,
+        elapsed_minutes=round((end - started_at).total_seconds() / 60, 3),
+        due_at=due_at if met_at is None else None,
+        breached_at=due_at if due_at <= end else None,
+        fulfilled_at=met_at,
+        paused=False,
+        stopped=False,
+        marks={p: started_at + span * p / 100 for p in percents},
+    )

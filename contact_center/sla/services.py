@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from contact_center import jobs
+from contact_center.complaints.models import Complaint
 from contact_center.db_types import isoformat, utcnow
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction
@@ -160,7 +161,29 @@ def history_of(ticket: Ticket) -> clocks.History:
         statuses=statuses or [(ticket.created_at, ticket.status)],
         customer_messages=customer,
         responses=responses,
+        deadlines=_complaint_deadlines(ticket) if ticket.type == "complaint" else [],
     )
+
+
+def _complaint_deadlines(ticket: Ticket) -> list[tuple[str, datetime, datetime, datetime | None]]:
+    """A complaint's regulatory deadlines run on the same clocks (and ladders) as targets."""
+    complaint = db.session.scalar(sa.select(Complaint).where(Complaint.ticket_id == ticket.id))
+    if complaint is None:
+        return []
+    return [
+        (
+            "complaint_acknowledge",
+            complaint.received_at,
+            complaint.acknowledge_due,
+            complaint.acknowledged_at,
+        ),
+        (
+            "complaint_final_response",
+            complaint.received_at,
+            complaint.final_response_due,
+            complaint.final_response_at,
+        ),
+    ]
 
 
 # ---------------------------------------------------------------- recompute
@@ -266,19 +289,25 @@ def refresh(
 ) -> Computed:
     """Recompute the ticket's clocks from its history; stage the rows, the log, the timer."""
     now = now or utcnow()
-    policy = policy_for(ticket, rules)
-    if policy is None or ticket.merged_into_id is not None:
+    if ticket.merged_into_id is not None:  # its messages and clocks live on elsewhere
         _clear(ticket)
         return Computed(None, [], [])
-    if ticket.sla_policy_id != policy.id:
+    policy = policy_for(ticket, rules)
+    history = history_of(ticket)
+    if policy is None and not history.deadlines:
+        _clear(ticket)
+        return Computed(None, [], [])
+    if policy is not None and ticket.sla_policy_id != policy.id:
         _log(ticket, "applied", policy=policy.name, policy_id=policy.id, priority=ticket.priority)
-        ticket.sla_policy_id = policy.id
+    elif policy is None and ticket.sla_policy_id is not None:
+        _log(ticket, "removed", policy_id=ticket.sla_policy_id)
+    ticket.sla_policy_id = policy.id if policy is not None else None
     cycles = clocks.compute(
-        history_of(ticket),
-        policy.targets_for(ticket.priority),
-        policy.calendar,
+        history,
+        policy.targets_for(ticket.priority) if policy is not None else [],
+        policy.calendar if policy is not None else None,
         now,
-        policy.percents,
+        policy.percents if policy is not None else (),
     )
     rows = {
         (r.metric, r.cycle): r
@@ -290,7 +319,7 @@ def refresh(
         if row is None:
             row = TicketSla(ticket_id=ticket.id, metric=cycle.metric, cycle=cycle.cycle)
             db.session.add(row)
-        row.policy_id = policy.id
+        row.policy_id = ticket.sla_policy_id
         row.target_minutes = cycle.target_minutes
         row.business = cycle.business
         row.started_at = cycle.started_at
@@ -304,9 +333,8 @@ def refresh(
     open_dues = [c.due_at for c in cycles if c.due_at is not None and c.fulfilled_at is None]
     ticket.next_breach_at = min(open_dues, default=None)
     fired = _fired_keys(ticket)
-    computed = Computed(
-        policy, cycles, [s for s in _steps(ticket, policy, cycles) if s.key not in fired]
-    )
+    steps = _steps(ticket, policy, cycles) if policy is not None else []
+    computed = Computed(policy, cycles, [s for s in steps if s.key not in fired])
     _arm(ticket, computed.wake_at())
     return computed
 
@@ -343,6 +371,8 @@ def _touched(session: Session) -> set[int]:
             ):
                 ids.add(obj.id)
         elif isinstance(obj, TicketMessage | TicketStatusChange) and obj in session.new:
+            ids.add(obj.ticket_id)
+        elif isinstance(obj, Complaint):
             ids.add(obj.ticket_id)
         elif isinstance(obj, Interaction) and obj.ticket_id is not None:
             state = sa.inspect(obj)
@@ -455,6 +485,7 @@ def run_timer(ticket_id: int, rules: list[Rules] | None = None) -> str:
             _arm(ticket, computed.wake_at(skip={s.key for s in due}))
             break
         computed = refresh(ticket, now, rules)
+    db.session.flush()
     db.session().info.pop(DIRTY, None)  # computed above, under the ticket's lock
     try:
         db.session.commit()
@@ -561,7 +592,7 @@ def ticket_clocks(ticket: Ticket) -> list[dict[str, Any]]:
         .where(TicketSla.ticket_id == ticket.id)
         .order_by(TicketSla.metric, TicketSla.cycle.desc())
     ).all()
-    order = {m: i for i, m in enumerate(clocks.METRICS)}
+    order = {m: i for i, m in enumerate(clocks.METRICS + clocks.DEADLINE_METRICS)}
     rows = sorted(rows, key=lambda r: (order.get(r.metric, 99), -r.cycle))
     return [clock_view(r) for r in rows]
 

@@ -182,3 +182,19 @@ def test_business_time_across_spring_forward_in_new_york():
         "resolution",
     )
     assert clock.due_at == at("2026-03-09T04:00")  # local midnight EDT
+
+
+def test_a_fixed_deadline_runs_in_plain_time_and_marks_its_share():
+    received = at("2026-11-02T10:00")
+    due = at("2026-12-28T10:00")  # eight weeks
+    history = History(
+        received,
+        [(received, "pending")],  # a pending ticket does not stop a regulator's clock
+        [],
+        [],
+        deadlines=[("complaint_final_response", received, due, None)],
+    )
+    [clock] = compute(history, [], england(), at("2026-12-29T10:00"), percents=(50,))
+    assert clock.metric == "complaint_final_response"
+    assert clock.state == "breached" and clock.breached_at == due
+    assert clock.marks[50] == at("2026-11-30T10:00")

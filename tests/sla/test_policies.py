@@ -355,3 +355,45 @@ def test_report_counts_achieved_and_breached_per_metric(app, client, admin, agen
     )
     bad = client.get("/api/v1/sla/report", query_string={"start": "soon"}, headers=admin)
     assert bad.status_code == 422
+
+
+def test_complaint_deadlines_are_clocks_with_the_policy_ladder(app, client, admin, agent, run_jobs):
+    add_policy(
+        client,
+        admin,
+        "Complaints",
+        conditions={"type": ["complaint"]},
+        targets={"high": {"first_response": wall(60)}},
+        escalations=[
+            {
+                "metric": "complaint_acknowledge",
+                "after_breach_minutes": 0,
+                "actions": [{"kind": "tag", "tag": "ack-overdue"}],
+            }
+        ],
+    )
+    customer = create_customer({"name": "Mei Chen", "emails": ["mei@example.org"]})
+    registered = client.post(
+        "/api/v1/complaints",
+        json={
+            "customer_id": customer.id,
+            "category": "Fees",
+            "channel_received": "email",
+            "received_at": "2026-11-02T10:00:00Z",
+        },
+        headers=agent,
+    )
+    assert registered.status_code == 201, registered.get_json()
+    complaint = registered.get_json()
+    view = sla_of(client, agent, complaint["ticket_id"])
+    acknowledge = clock(view, "complaint_acknowledge")
+    final = clock(view, "complaint_final_response")
+    # Received Monday 2 Nov: acknowledge by close of business on Tuesday 3 Nov.
+    assert acknowledge["due_at"] == "2026-11-03T17:00:00Z"
+    assert acknowledge["state"] == "breached"
+    assert final["state"] in ("running", "breached")
+    assert sla.poll_due() == 1
+    run_jobs()
+    ticket = db.session.get(Ticket, complaint["ticket_id"])
+    db.session.refresh(ticket)
+    assert ticket.tags == ["ack-overdue"]
