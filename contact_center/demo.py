@@ -14,6 +14,7 @@ from contact_center.customers.services import create_customer
 from contact_center.db_types import utcnow
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction, Queue
+from contact_center.sla.models import BusinessCalendar, SlaPolicy
 
 DEMO_USERS = [
     # username, password, role, display name, team, skills
@@ -191,7 +192,81 @@ def seed() -> list[tuple[str, str, str]]:
                 )
             )
     db.session.commit()
+    _sla_policies(users["sam"])
     from contact_center.ivr.flows import load_default_flow
 
     load_default_flow(activate=True)
     return [(u, p, r) for u, p, r, *_ in DEMO_USERS]
+
+
+def _sla_policies(supervisor: User) -> None:
+    """An office calendar, a complaints policy and a standard policy with a ladder."""
+    if db.session.scalar(sa.select(SlaPolicy.id).limit(1)) is not None:
+        return
+    office = BusinessCalendar(
+        name="UK office",
+        timezone="Europe/London",
+        windows={day: [["08:00", "20:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+        | {"sat": [["09:00", "17:00"]]},
+        country="GB",
+        subdivision="ENG",
+        closed_dates=[],
+        open_dates=[],
+    )
+    db.session.add(office)
+    db.session.flush()
+
+    def hours(n: float) -> dict:
+        return {"minutes": int(n * 60), "business": True}
+
+    ladder = [
+        {"metric": "*", "percent": 75, "actions": [{"kind": "notify"}]},
+        {
+            "metric": "*",
+            "after_breach_minutes": 0,
+            "actions": [
+                {"kind": "notify"},
+                {"kind": "priority"},
+                {"kind": "tag", "tag": "sla-breached"},
+                {"kind": "boost", "by": 3},
+            ],
+        },
+        {
+            "metric": "*",
+            "after_breach_minutes": 120,
+            "actions": [{"kind": "reassign", "assignee_id": supervisor.id}],
+        },
+    ]
+    by_priority = {"urgent": 1, "high": 4, "normal": 8, "low": 24}
+    db.session.add_all(
+        [
+            SlaPolicy(
+                name="Complaints",
+                position=1,
+                conditions={"type": ["complaint"]},
+                calendar_id=office.id,
+                targets={
+                    p: {"first_response": hours(2), "resolution": hours(40)} for p in by_priority
+                },
+                pauses={},
+                escalations=ladder,
+            ),
+            SlaPolicy(
+                name="Standard",
+                position=10,
+                conditions={},
+                calendar_id=office.id,
+                targets={
+                    p: {
+                        "first_response": hours(h),
+                        "next_response": hours(h),
+                        "resolution": hours(h * 5),
+                    }
+                    for p, h in by_priority.items()
+                },
+                pauses={"resolution": ["pending", "on_hold"]},
+                escalations=ladder,
+            ),
+        ]
+    )
+    db.session.commit()

@@ -9,6 +9,7 @@ from contact_center.customers.models import Customer
 from contact_center.customers.services import search_customers
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction, Queue
+from contact_center.sla.models import SlaPolicy
 from tests.conftest import TEST_REDIS_URL
 
 
@@ -77,13 +78,13 @@ def test_demo_seed_is_idempotent_and_prints_logins(runner):
     assert "alice / " in first.output and "supervisor" in first.output
     counts = [
         db.session.scalar(sa.select(sa.func.count()).select_from(m))
-        for m in (User, Customer, Queue, Interaction)
+        for m in (User, Customer, Queue, Interaction, SlaPolicy)
     ]
     assert all(count > 0 for count in counts)
     assert runner.invoke(args=["demo", "seed"]).exit_code == 0
     assert counts == [
         db.session.scalar(sa.select(sa.func.count()).select_from(m))
-        for m in (User, Customer, Queue, Interaction)
+        for m in (User, Customer, Queue, Interaction, SlaPolicy)
     ]
     assert [c.name for c in search_customers("020 7946 0018")] == ["Margaret Holloway"]
 
