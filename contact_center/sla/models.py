@@ -78,7 +78,7 @@ class TicketSla(db.Model):
     policy_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("sla_policies.id", ondelete="SET NULL", name="fk_ticket_sla_policy")
     )
-    metric: Mapped[str] = mapped_column(sa.String(20))
+    metric: Mapped[str] = mapped_column(sa.String(32))
     cycle: Mapped[int] = mapped_column(default=0)
     target_minutes: Mapped[int] = mapped_column()
     business: Mapped[bool] = mapped_column(default=True)
@@ -100,7 +100,7 @@ class SlaEvent(db.Model):
         sa.ForeignKey("tickets.id", ondelete="CASCADE", name="fk_sla_event_ticket"), index=True
     )
     kind: Mapped[str] = mapped_column(sa.String(20))
-    metric: Mapped[str | None] = mapped_column(sa.String(20))
+    metric: Mapped[str | None] = mapped_column(sa.String(32))
     cycle: Mapped[int | None] = mapped_column()
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)

@@ -35,8 +35,10 @@ RESPONSE_KINDS = ("outbound",)
 CALL_CHANNELS = ("voice", "callback")
 # Ticket fields a policy's conditions or targets read: a change to any re-applies policies.
 INPUT_FIELDS = ("status", "priority", "type", "channel", "queue_id", "tags", "customer_id")
-DIRTY = "sla_dirty_tickets"
+DIRTY = "sla_dirty_tickets"  # session.info: tickets whose clock inputs changed
+ARMED = "sla_armed_tickets"  # session.info: ticket id -> next look, for Redis at commit
 JOB_BATCH = 20  # tickets per timer job: fewer round trips, while both workers share a burst
+REPLAY_BATCH = 100
 
 
 # ---------------------------------------------------------------- policies
@@ -121,69 +123,102 @@ def policy_for(ticket: Ticket, rules: list[Rules] | None = None) -> Rules | None
 # ---------------------------------------------------------------- history
 
 
-def history_of(ticket: Ticket) -> clocks.History:
-    """The inputs of the ticket's clocks: statuses, customer messages, responses (one query)."""
+@dataclass
+class Loaded:
+    """What recomputing tickets reads from the database, loaded for many tickets at once."""
+
+    events: dict[int, list[tuple[str, str, datetime]]]  # per ticket: (source, what, at)
+    deadlines: dict[int, list[tuple[str, datetime, datetime, datetime | None]]]
+    rows: dict[int, dict[tuple[str, int], TicketSla]]
+
+    def history(self, ticket: Ticket) -> clocks.History:
+        """The ticket's clock inputs: statuses, customer messages, responses, deadlines."""
+        statuses, customer, responses = [], [], []
+        for source, what, at in self.events.get(ticket.id, []):
+            if source == "status":
+                statuses.append((at, what))
+            elif source == "call" or (source == "message" and what in RESPONSE_KINDS):
+                responses.append(at)
+            elif source == "message":
+                customer.append(at)
+        return clocks.History(
+            created_at=ticket.created_at,
+            # A ticket from before status history has been in its status since it arrived.
+            statuses=statuses or [(ticket.created_at, ticket.status)],
+            customer_messages=customer,
+            responses=responses,
+            deadlines=self.deadlines.get(ticket.id, []),
+        )
+
+    def fired(self, ticket: Ticket) -> set[str]:
+        """The escalation steps already recorded for the ticket."""
+        return {what for source, what, _ in self.events.get(ticket.id, []) if source == "fired"}
+
+
+def load(tickets: list[Ticket]) -> Loaded:
+    """Read the clock inputs of these tickets: three queries however many there are."""
+    ids = [t.id for t in tickets]
     # An inbound call counts once an agent took it; a call out once the customer picked up.
     call_answered = sa.case(
         (Interaction.direction == "inbound", Interaction.answered_at),
         else_=Interaction.connected_at,
     )
-    events = sa.union_all(
+    union = sa.union_all(
         sa.select(
+            TicketStatusChange.ticket_id.label("ticket_id"),
             sa.literal("status").label("source"),
             TicketStatusChange.status.label("what"),
             TicketStatusChange.at.label("at"),
             TicketStatusChange.id.label("seq"),
-        ).where(TicketStatusChange.ticket_id == ticket.id),
+        ).where(TicketStatusChange.ticket_id.in_(ids)),
         sa.select(
-            sa.literal("message"), TicketMessage.kind, TicketMessage.created_at, TicketMessage.id
+            TicketMessage.ticket_id,
+            sa.literal("message"),
+            TicketMessage.kind,
+            TicketMessage.created_at,
+            TicketMessage.id,
         ).where(
-            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.ticket_id.in_(ids),
             TicketMessage.kind.in_(CUSTOMER_KINDS + RESPONSE_KINDS),
         ),
-        sa.select(sa.literal("call"), Interaction.direction, call_answered, Interaction.id).where(
-            Interaction.ticket_id == ticket.id,
+        sa.select(
+            Interaction.ticket_id,
+            sa.literal("call"),
+            Interaction.direction,
+            call_answered,
+            Interaction.id,
+        ).where(
+            Interaction.ticket_id.in_(ids),
             Interaction.channel.in_(CALL_CHANNELS),
             call_answered.is_not(None),
         ),
+        sa.select(
+            SlaEvent.ticket_id, sa.literal("fired"), SlaEvent.once_key, SlaEvent.at, SlaEvent.id
+        ).where(SlaEvent.ticket_id.in_(ids), SlaEvent.once_key.is_not(None)),
     ).order_by(sa.literal_column("at"), sa.literal_column("seq"))
-    statuses, customer, responses = [], [], []
-    for source, what, at, _ in db.session.execute(events):
-        if source == "status":
-            statuses.append((at, what))
-        elif source == "call" or what in RESPONSE_KINDS:
-            responses.append(at)
-        else:
-            customer.append(at)
-    return clocks.History(
-        created_at=ticket.created_at,
-        # A ticket from before status history has been in its status since it arrived.
-        statuses=statuses or [(ticket.created_at, ticket.status)],
-        customer_messages=customer,
-        responses=responses,
-        deadlines=_complaint_deadlines(ticket) if ticket.type == "complaint" else [],
-    )
-
-
-def _complaint_deadlines(ticket: Ticket) -> list[tuple[str, datetime, datetime, datetime | None]]:
-    """A complaint's regulatory deadlines run on the same clocks (and ladders) as targets."""
-    complaint = db.session.scalar(sa.select(Complaint).where(Complaint.ticket_id == ticket.id))
-    if complaint is None:
-        return []
-    return [
-        (
-            "complaint_acknowledge",
-            complaint.received_at,
-            complaint.acknowledge_due,
-            complaint.acknowledged_at,
-        ),
-        (
-            "complaint_final_response",
-            complaint.received_at,
-            complaint.final_response_due,
-            complaint.final_response_at,
-        ),
-    ]
+    events: dict[int, list[tuple[str, str, datetime]]] = {}
+    for ticket_id, source, what, at, _ in db.session.execute(union):
+        events.setdefault(ticket_id, []).append((source, what, at))
+    rows: dict[int, dict[tuple[str, int], TicketSla]] = {}
+    for row in db.session.scalars(sa.select(TicketSla).where(TicketSla.ticket_id.in_(ids))):
+        rows.setdefault(row.ticket_id, {})[(row.metric, row.cycle)] = row
+    complaint_ids = [t.id for t in tickets if t.type == "complaint"]
+    deadlines = {}
+    if complaint_ids:
+        for c in db.session.scalars(
+            sa.select(Complaint).where(Complaint.ticket_id.in_(complaint_ids))
+        ):
+            # A complaint's regulatory deadlines run on the same clocks (and ladders).
+            deadlines[c.ticket_id] = [
+                ("complaint_acknowledge", c.received_at, c.acknowledge_due, c.acknowledged_at),
+                (
+                    "complaint_final_response",
+                    c.received_at,
+                    c.final_response_due,
+                    c.final_response_at,
+                ),
+            ]
+    return Loaded(events, deadlines, rows)
 
 
 # ---------------------------------------------------------------- recompute
@@ -219,16 +254,6 @@ def _steps(ticket: Ticket, policy: Rules, cycles: list[clocks.Cycle]) -> list[St
                 key = f"{ticket.id}:{policy.id}:{cycle.metric}:{cycle.cycle}:{index}"
                 steps.append(Step(index, spec, cycle, at, key))
     return steps
-
-
-def _fired_keys(ticket: Ticket) -> set[str]:
-    return set(
-        db.session.scalars(
-            sa.select(SlaEvent.once_key).where(
-                SlaEvent.ticket_id == ticket.id, SlaEvent.once_key.is_not(None)
-            )
-        )
-    )
 
 
 def _log(ticket: Ticket, kind: str, cycle: clocks.Cycle | None = None, **details: Any) -> None:
@@ -285,15 +310,22 @@ class Computed:
 
 
 def refresh(
-    ticket: Ticket, now: datetime | None = None, rules: list[Rules] | None = None
+    ticket: Ticket,
+    now: datetime | None = None,
+    rules: list[Rules] | None = None,
+    loaded: Loaded | None = None,
 ) -> Computed:
-    """Recompute the ticket's clocks from its history; stage the rows, the log, the timer."""
+    """Recompute the ticket's clocks from its history; stage the rows, the log, the timer.
+
+    `rules` and `loaded` (from `load_rules` and `load`) spare the queries when many tickets
+    are recomputed together."""
     now = now or utcnow()
     if ticket.merged_into_id is not None:  # its messages and clocks live on elsewhere
         _clear(ticket)
         return Computed(None, [], [])
     policy = policy_for(ticket, rules)
-    history = history_of(ticket)
+    loaded = loaded or load([ticket])
+    history = loaded.history(ticket)
     if policy is None and not history.deadlines:
         _clear(ticket)
         return Computed(None, [], [])
@@ -309,16 +341,15 @@ def refresh(
         now,
         policy.percents if policy is not None else (),
     )
-    rows = {
-        (r.metric, r.cycle): r
-        for r in db.session.scalars(sa.select(TicketSla).where(TicketSla.ticket_id == ticket.id))
-    }
+    stored = loaded.rows.setdefault(ticket.id, {})
+    rows = dict(stored)
     for cycle in cycles:
         row = rows.pop((cycle.metric, cycle.cycle), None)
         _transitions(ticket, row, cycle)
         if row is None:
             row = TicketSla(ticket_id=ticket.id, metric=cycle.metric, cycle=cycle.cycle)
             db.session.add(row)
+            stored[(cycle.metric, cycle.cycle)] = row
         row.policy_id = ticket.sla_policy_id
         row.target_minutes = cycle.target_minutes
         row.business = cycle.business
@@ -328,11 +359,12 @@ def refresh(
         row.fulfilled_at = cycle.fulfilled_at
         row.elapsed_minutes = cycle.elapsed_minutes
         row.state = cycle.state
-    for row in rows.values():  # metrics the policy no longer targets
+    for key, row in rows.items():  # metrics the policy no longer targets
         db.session.delete(row)
+        del stored[key]
     open_dues = [c.due_at for c in cycles if c.due_at is not None and c.fulfilled_at is None]
     ticket.next_breach_at = min(open_dues, default=None)
-    fired = _fired_keys(ticket)
+    fired = loaded.fired(ticket)
     steps = _steps(ticket, policy, cycles) if policy is not None else []
     computed = Computed(policy, cycles, [s for s in steps if s.key not in fired])
     _arm(ticket, computed.wake_at())
@@ -349,13 +381,22 @@ def _clear(ticket: Ticket) -> None:
 
 
 def _arm(ticket: Ticket, wake_at: datetime | None) -> None:
-    # Always written to Redis: a claimed timer sits a lease ahead until this resets it.
+    """Stage the ticket's next look; Redis gets it just before the commit (`_write_timers`)."""
     ticket.sla_wake_at = wake_at
+    db.session().info.setdefault(ARMED, {})[ticket.id] = wake_at
+
+
+def _write_timers(session: Session) -> None:
+    # Always written, even when unchanged: a claimed timer sits a lease ahead until then.
+    # Written while the tickets' rows are locked, so writers reach Redis in commit order.
+    armed = session.info.pop(ARMED, None)
+    if not armed:
+        return
     try:
-        timers.arm(ticket.id, wake_at)
+        timers.arm_many(armed)
     except Exception:
-        # The database keeps the time; the timer set is rebuilt from it.
-        log.exception("SLA timer for ticket %s not armed", ticket.id)
+        # The database keeps the times; the timer set is rebuilt from them.
+        log.exception("SLA timers of %d tickets not armed", len(armed))
 
 
 # ---------------------------------------------------------------- session hook
@@ -393,20 +434,29 @@ def _after_flush(session: Session, flush_context: Any) -> None:
 
 def _before_commit(session: Session) -> None:
     session.flush()  # the commit's own changes: what they touched is in DIRTY afterwards
-    if not session.info.get(DIRTY):
-        return
+    if session.info.get(DIRTY):
+        _refresh_touched(session)
+    _write_timers(session)
+
+
+def _refresh_touched(session: Session) -> None:
     done: set[int] = set()
     rules = load_rules()
     for _ in range(5):  # a refresh does not touch inputs, so this settles at once
         pending = session.info.pop(DIRTY, set()) - done
         if not pending:
             return
-        for ticket_id in sorted(pending):
-            ticket = session.get(Ticket, ticket_id)
-            if ticket is not None:
-                refresh(ticket, rules=rules)
-            done.add(ticket_id)
+        tickets = [t for t in (session.get(Ticket, i) for i in sorted(pending)) if t is not None]
+        loaded = load(tickets)
+        for ticket in tickets:
+            refresh(ticket, rules=rules, loaded=loaded)
+        done |= pending
         session.flush()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(DIRTY, None)
+    session.info.pop(ARMED, None)
 
 
 def track_changes() -> None:
@@ -414,6 +464,7 @@ def track_changes() -> None:
     if not sa.event.contains(Session, "after_flush", _after_flush):
         sa.event.listen(Session, "after_flush", _after_flush)
         sa.event.listen(Session, "before_commit", _before_commit)
+        sa.event.listen(Session, "after_rollback", _after_rollback)
 
 
 # ---------------------------------------------------------------- timers and ladders
@@ -427,24 +478,6 @@ def poll_due(now: float | None = None, limit: int = 200) -> int:
     for start in range(0, len(due), JOB_BATCH):
         jobs.enqueue(run_timers, due[start : start + JOB_BATCH])
     return len(due)
-
-
-def run_timers(ticket_ids: list[int]) -> dict[str, int]:
-    """RQ job: `run_timer` for each ticket, each in its own transaction.
-
-    A ticket that fails keeps its claimed timer, which fires again once the lease is over.
-    """
-    outcomes: dict[str, int] = {}
-    rules = load_rules()
-    for ticket_id in ticket_ids:
-        try:
-            outcome = run_timer(ticket_id, rules)
-        except Exception:
-            db.session.rollback()
-            log.exception("SLA timer of ticket %s failed", ticket_id)
-            outcome = "failed"
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
 
 
 def rebuild_timers() -> int:
@@ -462,18 +495,64 @@ def rebuild_timers() -> int:
         return len(rows)
 
 
-def run_timer(ticket_id: int, rules: list[Rules] | None = None) -> str:
-    """The ticket's clocks need a look: record breaches, run due escalation steps, arm the
-    next look. "done", "raced" (another worker ran the same step) or "gone"."""
-    ticket = db.session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
-    if ticket is None:
+def run_timers(ticket_ids: list[int]) -> str:
+    """RQ job: the clocks of these tickets need a look: record breaches, run the escalation
+    steps that are due, arm each ticket's next look. One transaction for the batch; if a step
+    was recorded meanwhile by another worker, each ticket is retried alone."""
+    rules = load_rules()
+    try:
+        return _run_timers(ticket_ids, rules)
+    except IntegrityError:
         db.session.rollback()
-        timers.arm(ticket_id, None)
-        return "gone"
+    outcomes = []
+    for ticket_id in ticket_ids:
+        try:
+            outcomes.append(_run_timers([ticket_id], rules))
+        except IntegrityError:
+            db.session.rollback()  # that step ran elsewhere: it is not repeated
+            outcomes.append("raced")
+        except Exception:
+            # Its claimed timer stays a lease ahead: it comes back then.
+            db.session.rollback()
+            log.exception("SLA timer of ticket %s failed", ticket_id)
+            outcomes.append("failed")
+    return ", ".join(outcomes)
+
+
+def _locked(ticket_ids: list[int]) -> list[Ticket]:
+    """The tickets, fresh from the database and locked until the commit."""
+    return list(
+        db.session.scalars(
+            sa.select(Ticket)
+            .where(Ticket.id.in_(ticket_ids))
+            .order_by(Ticket.id)  # one lock order for every worker: no deadlocks
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def _run_timers(ticket_ids: list[int], rules: list[Rules]) -> str:
+    tickets = _locked(ticket_ids)
+    for gone in set(ticket_ids) - {t.id for t in tickets}:
+        timers.arm(gone, None)
     now = utcnow()
-    rules = rules if rules is not None else load_rules()
+    loaded = load(tickets)
     notices: list[escalations.Notice] = []
-    computed = refresh(ticket, now, rules)
+    for ticket in tickets:
+        notices += _run_due_steps(ticket, now, rules, loaded)
+    db.session.flush()
+    db.session().info.pop(DIRTY, None)  # computed above, under the tickets' locks
+    db.session.commit()
+    escalations.deliver(notices)
+    return f"{len(tickets)} tickets, {len(notices)} notices"
+
+
+def _run_due_steps(
+    ticket: Ticket, now: datetime, rules: list[Rules], loaded: Loaded
+) -> list[escalations.Notice]:
+    notices: list[escalations.Notice] = []
+    computed = refresh(ticket, now, rules, loaded)
     for _ in range(3):  # an action may change the priority, and so the policy or targets
         due = [s for s in computed.steps if s.at <= now]
         if not due or computed.policy is None:
@@ -484,16 +563,9 @@ def run_timer(ticket_id: int, rules: list[Rules] | None = None) -> str:
         if policy_for(ticket, rules) == computed.policy and ticket.priority == priority:
             _arm(ticket, computed.wake_at(skip={s.key for s in due}))
             break
-        computed = refresh(ticket, now, rules)
-    db.session.flush()
-    db.session().info.pop(DIRTY, None)  # computed above, under the ticket's lock
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # another worker recorded the same step first
-        return "raced"
-    escalations.deliver(notices)
-    return "done"
+        db.session.flush()
+        computed = refresh(ticket, now, rules, load([ticket]))
+    return notices
 
 
 def _run_step(ticket: Ticket, policy: Rules, step: Step, now: datetime) -> list[escalations.Notice]:
@@ -537,13 +609,14 @@ def open_ticket_ids(calendar_id: int | None = None) -> list[int]:
 
 
 def replay(ticket_ids: list[int]) -> int:
-    """Recompute these tickets' clocks (a calendar or policy changed), one commit each."""
+    """Recompute these tickets' clocks (a calendar or policy changed), a batch per commit."""
     rules = load_rules()
-    for ticket_id in ticket_ids:
-        ticket = db.session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
-        if ticket is not None:
-            refresh(ticket, rules=rules)
-            db.session.commit()
+    for start in range(0, len(ticket_ids), REPLAY_BATCH):
+        tickets = _locked(ticket_ids[start : start + REPLAY_BATCH])
+        loaded = load(tickets)
+        for ticket in tickets:
+            refresh(ticket, rules=rules, loaded=loaded)
+        db.session.commit()
     return len(ticket_ids)
 
 

@@ -36,6 +36,17 @@ def arm(ticket_id: int, wake_at: datetime | None) -> None:
         client.zadd(TIMERS, {str(ticket_id): wake_at.timestamp()})
 
 
+def arm_many(wake_times: dict[int, datetime | None]) -> None:
+    """`arm` for many tickets in one round trip."""
+    pipe = get_redis().pipeline(transaction=False)
+    for ticket_id, wake_at in wake_times.items():
+        if wake_at is None:
+            pipe.zrem(TIMERS, ticket_id)
+        else:
+            pipe.zadd(TIMERS, {str(ticket_id): wake_at.timestamp()})
+    pipe.execute()
+
+
 def claim(now: float, limit: int = 200) -> list[int]:
     """Take the due tickets; each is handed to one caller until its lease runs out."""
     client = get_redis()
