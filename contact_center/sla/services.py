@@ -474,10 +474,25 @@ def poll_due(now: float | None = None, limit: int = 200) -> int:
     """Claim the tickets whose clocks need a look and hand them to RQ jobs, a batch each."""
     if not timers.is_built():
         rebuild_timers()
-    due = timers.claim(now if now is not None else utcnow().timestamp(), limit)
+    now = now if now is not None else utcnow().timestamp()
+    if timers.sweep_turn():
+        sweep_overdue(now)
+    due = timers.claim(now, limit)
     for start in range(0, len(due), JOB_BATCH):
         jobs.enqueue(run_timers, due[start : start + JOB_BATCH])
     return len(due)
+
+
+def sweep_overdue(now: float) -> int:
+    """Put back in the timer set the tickets the database says are overdue by more than a
+    lease: a worker died between writing their next time to Redis and committing."""
+    cutoff = datetime.fromtimestamp(now - timers.LEASE_S, UTC)
+    rows = db.session.execute(
+        sa.select(Ticket.id, Ticket.sla_wake_at).where(Ticket.sla_wake_at < cutoff).limit(1000)
+    ).all()
+    db.session.rollback()
+    timers.lower([(r.id, r.sla_wake_at) for r in rows])
+    return len(rows)
 
 
 def rebuild_timers() -> int:

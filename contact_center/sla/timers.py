@@ -3,7 +3,9 @@
 One sorted set (ticket id -> unix time), polled by every worker. A claim does not delete a
 due member: it pushes it a lease ahead, so a worker that dies between claiming and running
 the job leaves it to fire again once the lease is over; the job, under the ticket's row
-lock, writes the ticket's next time (or removes it). Steps are recorded once (a unique key
+lock, writes the ticket's next time (or removes it). A worker that dies after writing Redis
+but before its commit leaves the database with the old, overdue time: a sweep every few
+seconds puts such tickets back. Steps are recorded once (a unique key
 per step), so a second run never repeats an action. The key is outside the routing hash tag
 on purpose: a routing rebuild must not wipe it.
 """
@@ -17,7 +19,9 @@ from contact_center.redis_client import get_redis
 TIMERS = "cc:sla:timers"
 BUILT = "cc:sla:built"
 REBUILD_LOCK = "cc:sla:rebuild-lock"
+SWEEP_TURN = "cc:sla:sweep-turn"
 LEASE_S = 30
+SWEEP_S = 10
 
 # KEYS: timers. ARGV: now, lease end, limit.
 CLAIM = """
@@ -52,6 +56,19 @@ def claim(now: float, limit: int = 200) -> list[int]:
     client = get_redis()
     script = client.register_script(CLAIM)
     return [int(m) for m in script(keys=[TIMERS], args=[now, now + LEASE_S, limit])]
+
+
+def lower(wake_times: list[tuple[int, datetime]]) -> None:
+    """Add these, or move them earlier; never later (a claim in progress keeps its lease
+    unless the database says it is overdue)."""
+    if not wake_times:
+        return
+    get_redis().zadd(TIMERS, {str(tid): at.timestamp() for tid, at in wake_times}, lt=True)
+
+
+def sweep_turn() -> bool:
+    """True for one caller per sweep interval, across all workers."""
+    return bool(get_redis().set(SWEEP_TURN, 1, nx=True, ex=SWEEP_S))
 
 
 def is_built() -> bool:

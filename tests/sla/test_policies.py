@@ -397,3 +397,27 @@ def test_complaint_deadlines_are_clocks_with_the_policy_ladder(app, client, admi
     ticket = db.session.get(Ticket, complaint["ticket_id"])
     db.session.refresh(ticket)
     assert ticket.tags == ["ack-overdue"]
+
+
+def test_an_overdue_ticket_redis_forgot_is_swept_back(app, client, admin, agent, run_jobs):
+    add_policy(
+        client,
+        admin,
+        targets={"normal": {"first_response": wall(60)}},
+        escalations=[{"after_breach_minutes": 0, "actions": [{"kind": "tag", "tag": "late"}]}],
+    )
+    ticket_id = open_ticket(client, agent)
+    backdate(ticket_id, timedelta(minutes=61))
+    sla.rebuild_timers()
+    # A worker wrote "nothing more to do" to Redis, then died before its commit: the
+    # database still has the overdue time.
+    get_redis().zrem(timers.TIMERS, str(ticket_id))
+    get_redis().set(timers.SWEEP_TURN, 1)  # not this poll's turn to sweep
+    assert sla.poll_due() == 0
+    assert db.session.get(Ticket, ticket_id).sla_wake_at < utcnow() - timedelta(seconds=30)
+    get_redis().delete(timers.SWEEP_TURN)
+    assert sla.poll_due() == 1
+    run_jobs()
+    ticket = db.session.get(Ticket, ticket_id)
+    db.session.refresh(ticket)
+    assert ticket.tags == ["late"]
