@@ -5,11 +5,12 @@
 
 On a throwaway PostgreSQL database (`cc_bench_sla_<pid>`, migrated with the real
 migrations, dropped at the end) and a dedicated Redis DB (flushed before and after), this
-writes `--timers` tickets whose first-response deadline falls due uniformly over `--window`
-seconds starting a few seconds from now (contact_center.simulate.sla_load: calendar-time
-policy, one escalation step at breach that tags the ticket), rebuilds the timer set from the
-database, and starts `--workers` real `flask worker` processes (RQ jobs plus the timer
-poller each). It waits until every step is recorded (or the window plus two minutes passed).
+starts `--workers` real `flask worker` processes (RQ jobs plus the timer poller each) and,
+once all of them are up, writes `--timers` tickets whose first-response deadline falls due
+uniformly over `--window` seconds starting two seconds later (contact_center.simulate.
+sla_load: calendar-time policy, one escalation step at breach that tags the ticket) and
+rebuilds the timer set from the database. It waits until every step is recorded (or the
+window plus two minutes passed).
 
 Figures: timers, fired (steps recorded), duplicates (steps recorded more than once for one
 ticket, plus tickets tagged more than once), lost (timers - distinct tickets fired), and
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -34,6 +36,7 @@ import psycopg
 import redis
 import sqlalchemy as sa
 from psycopg import sql
+from rq import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +45,8 @@ from contact_center import create_app  # noqa: E402
 from contact_center.extensions import db  # noqa: E402
 from contact_center.simulate.sla_load import fired_steps, seed_due_tickets  # noqa: E402
 from contact_center.tickets.models import Ticket  # noqa: E402
+
+JOB_TIME = re.compile(r"run_timers\(.*?\) job in 0:00:([\d.]+)s")  # RQ's log line
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -87,13 +92,6 @@ def main() -> None:
             }
         )
         with app.app_context():
-            lead_s = 5.0  # the workers start (import the app, connect) meanwhile
-            started = time.perf_counter()
-            dues = seed_due_tickets(args.timers, args.window, lead_s=lead_s)
-            print(
-                f"seeded {len(dues)} timers in {time.perf_counter() - started:.1f} s, "
-                f"due {dues[0]:%H:%M:%S.%f} .. {dues[-1]:%H:%M:%S.%f}"
-            )
             for index in range(args.workers):
                 log = open(Path(logs.name) / f"worker{index}.log", "wb")  # noqa: SIM115
                 workers.append(
@@ -105,6 +103,20 @@ def main() -> None:
                         stderr=log,
                     )
                 )
+            # The window starts once every worker is up (registered with RQ), so their
+            # start-up time is not counted as lateness.
+            raw = redis.Redis.from_url(args.redis_url)
+            ready_by = time.monotonic() + 60
+            while Worker.count(connection=raw) < args.workers and time.monotonic() < ready_by:
+                time.sleep(0.2)
+            lead_s = 2.0
+            started = time.perf_counter()
+            dues = seed_due_tickets(args.timers, args.window, lead_s=lead_s)
+            print(
+                f"{Worker.count(connection=raw)} workers up; seeded {len(dues)} timers in "
+                f"{time.perf_counter() - started:.1f} s, due {dues[0]:%H:%M:%S.%f} .. "
+                f"{dues[-1]:%H:%M:%S.%f}"
+            )
             deadline = time.monotonic() + lead_s + args.window + 120
             fired = fired_steps()
             while len(fired) < args.timers and time.monotonic() < deadline:
@@ -130,6 +142,10 @@ def main() -> None:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    jobs = []
+    for log in Path(logs.name).glob("worker*.log"):
+        jobs += [float(m) for m in JOB_TIME.findall(log.read_text(errors="replace"))]
+    logs.cleanup()
     per_ticket = Counter(ticket_id for ticket_id, _, _ in fired)
     duplicates = sum(n - 1 for n in per_ticket.values())
     duplicates += sum(1 for t in tags if t.count("late") > 1)
@@ -145,7 +161,19 @@ def main() -> None:
         "lateness_p50_s": round(statistics.median(lateness), 3),
         "lateness_p99_s": round(percentile(lateness, 0.99), 3),
         "lateness_max_s": round(max(lateness), 3),
+        "jobs": len(jobs),
+        "job_mean_s": round(statistics.mean(jobs), 3) if jobs else None,
     }
+    by_due: dict[int, list[float]] = {}
+    start = min(due for _, due, _ in fired) if fired else None
+    for _, due, recorded in fired:
+        bucket = int((due - start).total_seconds() // 10) * 10
+        by_due.setdefault(bucket, []).append((recorded - due).total_seconds())
+    for bucket, values in sorted(by_due.items()):
+        print(
+            f"  due at +{bucket:>3} s: {len(values):>5} timers, lateness p50 "
+            f"{statistics.median(values):.2f} s, p99 {percentile(values, 0.99):.2f} s"
+        )
     print(
         f"timers {result['timers']} over {args.window:.0f} s, {args.workers} workers: "
         f"fired {result['fired']}, lost {result['lost']}, duplicates {duplicates}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import Flask
 
@@ -19,14 +20,15 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.25
 
 
-def poll_once(app: Flask) -> int:
-    """Fire the due routing timers and hand due SLA timers to jobs; returns how many."""
+def poll_once(app: Flask, *, sla: bool = True) -> int:
+    """Fire the due routing timers and (with `sla`) hand due SLA timers to jobs; returns
+    how many."""
     from contact_center.routing.services import run_due_timers
     from contact_center.sla.services import poll_due
 
     fired = 0
     with app.app_context():
-        for poll in (run_due_timers, poll_due):
+        for poll in (run_due_timers, poll_due) if sla else (run_due_timers,):
             try:
                 fired += poll()
             except Exception:
@@ -45,8 +47,14 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
     from contact_center.jobs import AppWorker, run_queued_jobs
 
     worker = AppWorker(app, in_thread=True) if with_jobs else None
+    sla_polled_at = 0.0
     while not stop.is_set():
-        fired = poll_once(app)
+        # SLA timers are looked at a few times a second, so each job gets a batch of them;
+        # routing timers (offer timeouts) as often as they fire.
+        sla = time.monotonic() - sla_polled_at >= POLL_INTERVAL_S
+        if sla:
+            sla_polled_at = time.monotonic()
+        fired = poll_once(app, sla=sla)
         if worker is not None:
             try:
                 fired += run_queued_jobs(app, worker)
