@@ -3,8 +3,8 @@
 Every commit that changes a ticket's SLA inputs (its status, priority, type, channel, queue,
 tags or customer; a message; a call linked to it) recomputes its clocks from the whole
 history before the commit goes through (see `track_changes`), so the stored deadlines are
-never stale and the SLA log records each transition exactly once: the row lock the
-ticket's UPDATE takes serializes writers. Timers only decide when to look again; the job
+never stale and the SLA log records each transition exactly once: the ticket's row is
+locked for the recomputation, which serializes writers. Timers only decide when to look again; the job
 they start recomputes from the database, so a lost or early timer cannot lose a breach.
 """
 
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import has_app_context
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -427,6 +428,8 @@ def _touched(session: Session) -> set[int]:
 
 
 def _after_flush(session: Session, flush_context: Any) -> None:
+    if not has_app_context() or session is not db.session():
+        return  # another session (a script's own): the app's services are not in play
     touched = _touched(session)
     if touched:
         session.info.setdefault(DIRTY, set()).update(touched)
@@ -446,7 +449,8 @@ def _refresh_touched(session: Session) -> None:
         pending = session.info.pop(DIRTY, set()) - done
         if not pending:
             return
-        tickets = [t for t in (session.get(Ticket, i) for i in sorted(pending)) if t is not None]
+        # Locked, so two transactions touching one ticket recompute it one after the other.
+        tickets = _locked(sorted(pending))
         loaded = load(tickets)
         for ticket in tickets:
             refresh(ticket, rules=rules, loaded=loaded)
