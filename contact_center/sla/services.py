@@ -4,8 +4,9 @@ Every commit that changes a ticket's SLA inputs (its status, priority, type, cha
 tags or customer; a message; a call linked to it) recomputes its clocks from the whole
 history before the commit goes through (see `track_changes`), so the stored deadlines are
 never stale and the SLA log records each transition exactly once: the ticket's row is
-locked for the recomputation, which serializes writers. Timers only decide when to look again; the job
-they start recomputes from the database, so a lost or early timer cannot lose a breach.
+locked for the recomputation, which serializes writers. Timers only decide when to look
+again; the job they start recomputes from the database, so a lost or early timer cannot
+lose a breach.
 """
 
 from __future__ import annotations
