@@ -19,6 +19,7 @@ from contact_center.sla.escalations import ACTION_KINDS
 from contact_center.sla.models import BusinessCalendar, SlaPolicy
 from contact_center.sla.schemas import PlaceChecked, weekly_windows
 from contact_center.sla.services import (
+    PERIODS,
     compliance,
     events_of,
     schedule_replay,
@@ -256,6 +257,7 @@ class ReportQuerySchema(Schema):
     end = fields.AwareDateTime(required=True)
     policy_id = fields.Integer(load_default=None)
     queue_id = fields.Integer(load_default=None)
+    period = fields.String(load_default=None, validate=validate.OneOf(PERIODS))
 
     @validates_schema
     def ordered(self, data, **kwargs):
@@ -264,6 +266,7 @@ class ReportQuerySchema(Schema):
 
 
 class ComplianceSchema(Schema):
+    period = fields.String(allow_none=True)  # the day, week or month's first day
     policy_id = fields.Integer(allow_none=True)
     policy = fields.String(allow_none=True)
     metric = fields.String()
@@ -367,5 +370,8 @@ def ticket_sla(ticket_id: int):
 @policies_blp.arguments(ReportQuerySchema, location="query")
 @policies_blp.response(200, ComplianceSchema(many=True))
 def report(args: dict):
-    """Achieved and breached clocks per policy, metric and queue, ended in [start, end)."""
-    return compliance(args["start"], args["end"], args["policy_id"], args["queue_id"])
+    """Achieved and breached clocks per policy, metric and queue (and day, week or month
+    with `period`), for clocks that ended in [start, end)."""
+    return compliance(
+        args["start"], args["end"], args["policy_id"], args["queue_id"], args["period"]
+    )

@@ -699,27 +699,39 @@ def events_of(ticket: Ticket) -> list[SlaEvent]:
     )
 
 
+PERIODS = ("day", "week", "month")
+
+
+def _period_start(moment: sa.ColumnElement, period: str) -> sa.ColumnElement:
+    """The UTC day, week (from Monday) or month a moment falls in, as YYYY-MM-DD."""
+    if db.engine.dialect.name == "postgresql":
+        return sa.func.to_char(sa.func.date_trunc(period, moment), "YYYY-MM-DD")
+    if period == "week":
+        return sa.func.date(moment, "weekday 0", "-6 days")
+    return sa.func.strftime("%Y-%m-01" if period == "month" else "%Y-%m-%d", moment)
+
+
 def compliance(
-    start: datetime, end: datetime, policy_id: int | None = None, queue_id: int | None = None
+    start: datetime,
+    end: datetime,
+    policy_id: int | None = None,
+    queue_id: int | None = None,
+    period: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Achieved and breached clocks per policy, metric and queue, for clocks that ended
-    (fulfilled or breached) in [start, end)."""
+    """Achieved and breached clocks per policy, metric and queue (and `period`: day, week or
+    month), for clocks that ended (fulfilled or breached) in [start, end)."""
     outcome = sa.case((TicketSla.breached_at.is_not(None), "breached"), else_="achieved")
     ended = sa.func.coalesce(TicketSla.fulfilled_at, TicketSla.breached_at)
+    bucket = _period_start(ended, period) if period else sa.literal(None, sa.String)
+    keys = (TicketSla.policy_id, SlaPolicy.name, TicketSla.metric, Ticket.queue_id)
     query = (
         sa.select(
-            TicketSla.policy_id,
-            SlaPolicy.name,
-            TicketSla.metric,
-            Ticket.queue_id,
-            outcome.label("outcome"),
-            sa.func.count().label("n"),
+            *keys, bucket.label("period"), outcome.label("outcome"), sa.func.count().label("n")
         )
         .join(Ticket, Ticket.id == TicketSla.ticket_id)
         .outerjoin(SlaPolicy, SlaPolicy.id == TicketSla.policy_id)
         .where(ended >= start, ended < end)
-        .where(sa.or_(TicketSla.fulfilled_at.is_not(None), TicketSla.breached_at.is_not(None)))
-        .group_by(TicketSla.policy_id, SlaPolicy.name, TicketSla.metric, Ticket.queue_id, outcome)
+        .group_by(*keys, bucket, outcome)
     )
     if policy_id is not None:
         query = query.where(TicketSla.policy_id == policy_id)
@@ -727,10 +739,10 @@ def compliance(
         query = query.where(Ticket.queue_id == queue_id)
     groups: dict[tuple, dict[str, Any]] = {}
     for row in db.session.execute(query):
-        key = (row.policy_id, row.metric, row.queue_id)
         group = groups.setdefault(
-            key,
+            (row.period, row.policy_id, row.metric, row.queue_id),
             {
+                "period": row.period,
                 "policy_id": row.policy_id,
                 "policy": row.name,
                 "metric": row.metric,
@@ -740,17 +752,11 @@ def compliance(
             },
         )
         group[row.outcome] += row.n
-    result = []
-    for group in sorted(
-        groups.values(), key=lambda g: (g["policy"] or "", g["metric"], g["queue_id"] or 0)
-    ):
-        total = group["achieved"] + group["breached"]
-        group["total"] = total
-        group["achieved_pct"] = round(100 * group["achieved"] / total, 1) if total else None
-        result.append(group)
+    result = sorted(
+        groups.values(),
+        key=lambda g: (g["period"] or "", g["policy"] or "", g["metric"], g["queue_id"] or 0),
+    )
+    for group in result:
+        group["total"] = group["achieved"] + group["breached"]
+        group["achieved_pct"] = round(100 * group["achieved"] / group["total"], 1)
     return result
-
-
-def as_utc(value: datetime) -> datetime:
-    """An aware UTC datetime (API input may carry any offset)."""
-    return value.astimezone(UTC)

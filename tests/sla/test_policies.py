@@ -353,8 +353,16 @@ def test_report_counts_achieved_and_breached_per_metric(app, client, admin, agen
         1,
         50.0,
     )
-    bad = client.get("/api/v1/sla/report", query_string={"start": "soon"}, headers=admin)
-    assert bad.status_code == 422
+    daily = client.get(
+        "/api/v1/sla/report", query_string={**args, "period": "week"}, headers=admin
+    ).get_json()
+    monday = utcnow().date() - timedelta(days=utcnow().weekday())
+    assert [(r["period"], r["achieved"], r["breached"]) for r in daily] == [
+        (monday.isoformat(), 1, 1)
+    ]
+    for bad in ({"start": "soon"}, {**args, "period": "fortnight"}):
+        response = client.get("/api/v1/sla/report", query_string=bad, headers=admin)
+        assert response.status_code == 422
 
 
 def test_complaint_deadlines_are_clocks_with_the_policy_ladder(app, client, admin, agent, run_jobs):
