@@ -8,6 +8,7 @@ A flow is JSON: {"name", "start", "voice": {"language"}, "nodes": {id: node}}. N
              sets the skill lang:<code> the agent needs
 - hours     {timezone, schedule: {mon: [["08:00", "20:00"]], ...}, country?, subdivision?,
              open, closed}               closed on the country's public holidays too
+            or {calendar: "<name of a stored business calendar>", open, closed}
 - enqueue   {queue, skills?, priority?}          into routing, caller waits in <Enqueue>
 - ticket_status {prompt, timeout_s, retries, not_found_text?, next, on_failure}
              self-service: the caller keys a ticket number (then #) and hears its status
@@ -22,6 +23,7 @@ the same way and nothing is stored twice.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +39,11 @@ from contact_center.db_types import utcnow
 from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.ivr.models import IvrFlow
-from contact_center.sla.calendars import Calendar
-from contact_center.sla.schemas import PlaceChecked, weekly_windows
+from contact_center.sla.calendars import Calendar, place_errors
+from contact_center.sla.models import BusinessCalendar
+from contact_center.sla.schemas import weekly_windows
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FLOW_PATH = Path(__file__).with_name("default_flow.json")
 NODE_ID = validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="Node ids use letters, digits, _ and -.")
@@ -100,13 +105,29 @@ class LanguageNode(_GatherNode):
     next = fields.String(required=True, validate=NODE_ID)
 
 
-class HoursNode(_Node, PlaceChecked):
-    timezone = fields.String(required=True)
-    schedule = weekly_windows()
+class HoursNode(_Node):
+    # Either a stored business calendar (by name: the SLA module's), or windows inline.
+    calendar = fields.String(load_default=None, validate=validate.Length(min=1, max=80))
+    timezone = fields.String(load_default=None)
+    schedule = weekly_windows(required=False)
     country = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{2}$"))
     subdivision = fields.String(load_default=None, validate=validate.Length(min=1, max=10))
     open = fields.String(required=True, validate=NODE_ID)
     closed = fields.String(required=True, validate=NODE_ID)
+
+    @validates_schema
+    def one_calendar(self, data, **kwargs):
+        if data.get("calendar"):
+            if data.get("timezone") or data.get("schedule"):
+                raise ValidationError("Name a calendar, or give timezone and schedule: not both.")
+            if _stored_calendar(data["calendar"]) is None:
+                raise ValidationError("No business calendar has that name.", "calendar")
+            return
+        if not data.get("schedule"):
+            raise ValidationError("Name a calendar, or give timezone and schedule.", "schedule")
+        errors = place_errors(data)
+        if errors:
+            raise ValidationError(errors)
 
 
 class EnqueueNode(_Node):
@@ -306,15 +327,28 @@ def emergency_closure() -> dict[str, Any]:
     return get_setting(EMERGENCY_KEY, EMERGENCY_DEFAULT)
 
 
+def _stored_calendar(name: str) -> BusinessCalendar | None:
+    return db.session.scalar(sa.select(BusinessCalendar).where(BusinessCalendar.name == name))
+
+
 def is_open(node: dict[str, Any], at: datetime | None = None) -> bool:
-    """Whether an hours node's calendar (weekly windows, and the public holidays of its
-    country when it names one) is open at `at` (now by default)."""
-    calendar = Calendar(
-        node["timezone"],
-        node["schedule"],
-        country=node.get("country"),
-        subdivision=node.get("subdivision"),
-    )
+    """Whether an hours node's calendar (a stored business calendar, or weekly windows and
+    the public holidays of its country when it names one) is open at `at` (now by default)."""
+    if node.get("calendar"):
+        stored = _stored_calendar(node["calendar"])
+        if stored is None:  # renamed since the flow was loaded: better answered than shut
+            log.warning(
+                "IVR hours node names unknown calendar %r: treated as open", node["calendar"]
+            )
+            return True
+        calendar = stored.calendar()
+    else:
+        calendar = Calendar(
+            node["timezone"],
+            node["schedule"],
+            country=node.get("country"),
+            subdivision=node.get("subdivision"),
+        )
     return calendar.is_open(at or utcnow())
 
 

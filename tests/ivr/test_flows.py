@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from contact_center.errors import APIError
+from contact_center.extensions import db
 from contact_center.ivr import flows
+from contact_center.sla.models import BusinessCalendar
 
 
 @pytest.fixture
@@ -93,3 +95,41 @@ def test_business_hours_close_on_the_countrys_public_holidays(default_definition
     with pytest.raises(APIError) as refused:
         flows.validate_flow(broken)
     assert "country" in refused.value.fields["nodes"]["hours"]
+
+
+def test_an_hours_node_can_name_a_stored_business_calendar(app, default_definition):
+    db.session.add(
+        BusinessCalendar(
+            name="UK office",
+            timezone="Europe/London",
+            windows={"mon": [["08:00", "20:00"]]},
+            country="GB",
+            subdivision="ENG",
+            closed_dates=["2026-06-08"],
+            open_dates=[],
+        )
+    )
+    db.session.commit()
+    node = {"calendar": "UK office", "open": "a", "closed": "b"}
+    assert flows.is_open(node, datetime(2026, 6, 1, 7, 30, tzinfo=UTC))  # Monday 08:30 BST
+    assert not flows.is_open(node, datetime(2026, 6, 8, 10, 0, tzinfo=UTC))  # closed date
+    assert not flows.is_open(node, datetime(2026, 4, 6, 10, 0, tzinfo=UTC))  # Easter Monday
+
+    named = json.loads(json.dumps(default_definition))
+    named["nodes"]["hours"] = {
+        "type": "hours",
+        "calendar": "UK office",
+        "open": named["nodes"]["hours"]["open"],
+        "closed": named["nodes"]["hours"]["closed"],
+    }
+    assert flows.validate_flow(named)["nodes"]["hours"]["calendar"] == "UK office"
+    for bad in (
+        {"calendar": "Nowhere"},
+        {"calendar": "UK office", "timezone": "Europe/London"},
+        {"calendar": None},
+    ):
+        broken = json.loads(json.dumps(named))
+        broken["nodes"]["hours"].update(bad)
+        with pytest.raises(APIError) as refused:
+            flows.validate_flow(broken)
+        assert "hours" in refused.value.fields["nodes"]
