@@ -118,12 +118,12 @@ class HoursNode(_Node):
     @validates_schema
     def one_calendar(self, data, **kwargs):
         if data.get("calendar"):
-            if data.get("timezone") or data.get("schedule"):
+            if data.get("timezone") or data.get("schedule") is not None:
                 raise ValidationError("Name a calendar, or give timezone and schedule: not both.")
             if _stored_calendar(data["calendar"]) is None:
                 raise ValidationError("No business calendar has that name.", "calendar")
             return
-        if not data.get("schedule"):
+        if data.get("schedule") is None:  # {} is a schedule: always closed
             raise ValidationError("Name a calendar, or give timezone and schedule.", "schedule")
         errors = place_errors(data)
         if errors:
