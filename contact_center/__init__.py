@@ -107,6 +107,7 @@ def _init_extensions(app: Flask) -> None:
     from contact_center.errors import register_error_handlers
     from contact_center.extensions import api, csrf, db, login_manager, migrate, socketio
     from contact_center.realtime import agent as agent_namespace
+    from contact_center.realtime import supervisor as supervisor_namespace
     from contact_center.redis_client import init_redis
 
     db.init_app(app)
@@ -120,6 +121,7 @@ def _init_extensions(app: Flask) -> None:
     init_redis(app)
     # Namespaces are attached before init_app so every app's new server gets them.
     agent_namespace.register(socketio)
+    supervisor_namespace.register(socketio)
     socketio.init_app(
         app,
         message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),

@@ -18,7 +18,8 @@ from flask import current_app
 
 from contact_center import audit, jobs
 from contact_center.db_types import isoformat
-from contact_center.extensions import db, socketio
+from contact_center.extensions import db
+from contact_center.realtime.events import emit_to_supervisors
 from contact_center.routing.models import Interaction
 from contact_center.sla.clocks import Cycle
 from contact_center.tickets.models import PRIORITIES, Ticket
@@ -26,8 +27,6 @@ from contact_center.tickets.outbound import smtp_send
 
 log = logging.getLogger(__name__)
 ACTION_KINDS = ("notify", "priority", "reassign", "tag", "boost")
-SUPERVISOR_NAMESPACE = "/supervisor"
-SUPERVISORS_ROOM = "supervisors"
 
 
 @dataclass
@@ -129,9 +128,7 @@ def perform(
 def deliver(notices: list[Notice]) -> None:
     """Send committed escalations: to the supervisors' board, and by mail where asked."""
     for notice in notices:
-        socketio.emit(
-            "sla.escalation", notice.payload, namespace=SUPERVISOR_NAMESPACE, to=SUPERVISORS_ROOM
-        )
+        emit_to_supervisors("sla.escalation", notice.payload)
         for address in notice.emails:
             jobs.enqueue(send_notice, address, notice.payload)
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from contact_center.agents.services import issue_token
 from contact_center.customers.services import create_customer
 from contact_center.db_types import utcnow
-from contact_center.extensions import db
+from contact_center.extensions import db, socketio
 from contact_center.redis_client import get_redis
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction
@@ -252,7 +253,25 @@ def test_a_calendar_change_recomputes_the_open_tickets_on_it(app, client, admin,
     assert clock(view, "resolution")["due_at"] == "2026-12-07T17:00:00Z"
 
 
-def test_escalation_ladder_runs_each_step_once(app, client, admin, agent, run_jobs, smtp_server):
+def supervisor_board(app, client, user):
+    token, _ = issue_token(user)
+    return socketio.test_client(
+        app, namespace="/supervisor", auth={"token": token}, flask_test_client=client
+    )
+
+
+def test_only_supervisors_open_the_supervisor_namespace(app, client, create_user):
+    refused = supervisor_board(app, client, create_user("agnes"))
+    assert not refused.is_connected("/supervisor")
+    board = supervisor_board(app, client, create_user("sam", role="supervisor"))
+    assert board.is_connected("/supervisor")
+    board.disconnect("/supervisor")
+
+
+def test_escalation_ladder_runs_each_step_once(
+    app, client, admin, agent, run_jobs, smtp_server, create_user
+):
+    board = supervisor_board(app, client, create_user("sam", role="supervisor"))
     queue = routing.create_queue(name="Escalations", channels=["voice", "email"])
     add_policy(
         client,
@@ -298,6 +317,11 @@ def test_escalation_ladder_runs_each_step_once(app, client, admin, agent, run_jo
     assert interaction.priority == 3
     assert interaction.queue_score == pytest.approx(score - 90.0)
     assert [m.rcpt_tos for m in smtp_server.messages] == [["lead@desk.test"]]
+    escalations = [e["args"][0] for e in board.get_received("/supervisor")]
+    assert [(e["ticket_id"], e["metric"], e["kind"]) for e in escalations] == [
+        (ticket_id, "first_response", "warned")
+    ]
+    board.disconnect("/supervisor")
     # The next step (10 hours after the breach) is armed; nothing runs twice meanwhile.
     wake = db.session.get(Ticket, ticket_id).sla_wake_at
     assert wake is not None and wake > utcnow() + timedelta(hours=9)
