@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.routing.models import Reservation
+from contact_center.simulate.sla_load import fired_steps, seed_due_tickets
 from contact_center.tickets.models import TicketMessage
 from contact_center.worker import start_embedded_worker
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
@@ -107,3 +108,19 @@ def test_worker_process_runs_mail_jobs(app, post_mail, smtp_server):
     assert ack.delivery_status == "sent", output
     assert worker.returncode == 0, output
     assert len(smtp_server.messages) == 1
+
+
+def test_embedded_worker_thread_runs_sla_escalations(app):
+    seed_due_tickets(5, 1.0, lead_s=0.5)
+    thread = start_embedded_worker(app)
+    try:
+        deadline = time.monotonic() + 60
+        while len(fired_steps()) < 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        app.extensions["embedded_worker"][1].set()
+        thread.join(timeout=10)
+    fired = fired_steps()
+    assert sorted(ticket_id for ticket_id, _, _ in fired) == sorted({t for t, _, _ in fired})
+    assert len(fired) == 5
+    assert all(recorded >= due for _, due, recorded in fired)
