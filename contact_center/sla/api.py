@@ -65,21 +65,28 @@ class DueSchema(Schema):
     business_minutes = fields.Integer()
 
 
-def _calendar(calendar_id: int) -> BusinessCalendar:
-    record = db.session.get(BusinessCalendar, calendar_id)
+def _found(model: type[db.Model], record_id: int, what: str):
+    record = db.session.get(model, record_id)
     if record is None:
-        raise NotFound("No such calendar.")
+        raise NotFound(f"No such {what}.")
     return record
 
 
-def _store(record: BusinessCalendar, data: dict) -> BusinessCalendar:
+def _check_name_free(record: db.Model, name: str, what: str) -> None:
+    model = type(record)
     taken = db.session.scalar(
-        sa.select(BusinessCalendar.id).where(
-            BusinessCalendar.name == data["name"], BusinessCalendar.id != (record.id or 0)
-        )
+        sa.select(model.id).where(model.name == name, model.id != (record.id or 0))
     )
     if taken:
-        raise Conflict("A calendar with that name exists.", fields={"name": ["Taken."]})
+        raise Conflict(f"A {what} with that name exists.", fields={"name": ["Taken."]})
+
+
+def _calendar(calendar_id: int) -> BusinessCalendar:
+    return _found(BusinessCalendar, calendar_id, "calendar")
+
+
+def _store(record: BusinessCalendar, data: dict) -> BusinessCalendar:
+    _check_name_free(record, data["name"], "calendar")
     for key in ("name", "timezone", "windows", "country", "subdivision"):
         setattr(record, key, data[key])
     record.closed_dates = data["closed_dates"]
@@ -278,20 +285,11 @@ class ComplianceSchema(Schema):
 
 
 def _policy(policy_id: int) -> SlaPolicy:
-    policy = db.session.get(SlaPolicy, policy_id)
-    if policy is None:
-        raise NotFound("No such SLA policy.")
-    return policy
+    return _found(SlaPolicy, policy_id, "SLA policy")
 
 
 def _store_policy(policy: SlaPolicy, data: dict) -> SlaPolicy:
-    taken = db.session.scalar(
-        sa.select(SlaPolicy.id).where(
-            SlaPolicy.name == data["name"], SlaPolicy.id != (policy.id or 0)
-        )
-    )
-    if taken:
-        raise Conflict("A policy with that name exists.", fields={"name": ["Taken."]})
+    _check_name_free(policy, data["name"], "policy")
     if (
         data["calendar_id"] is not None
         and db.session.get(BusinessCalendar, data["calendar_id"]) is None
