@@ -91,6 +91,25 @@ def backdate(ticket_id: int, by: timedelta) -> None:
     sla.replay([ticket_id])
 
 
+def late_ticket(client, admin, agent) -> int:
+    """A ticket a minute past its first-response target, under a policy tagging it late."""
+    add_policy(
+        client,
+        admin,
+        targets={"normal": {"first_response": wall(60)}},
+        escalations=[{"after_breach_minutes": 0, "actions": [{"kind": "tag", "tag": "late"}]}],
+    )
+    ticket_id = open_ticket(client, agent)
+    backdate(ticket_id, timedelta(minutes=61))
+    return ticket_id
+
+
+def tags_of(ticket_id: int) -> list[str]:
+    ticket = db.session.get(Ticket, ticket_id)
+    db.session.refresh(ticket)
+    return ticket.tags
+
+
 def test_only_admins_write_policies_and_bad_ones_change_nothing(app, client, admin, agent):
     good = {"name": "Standard", "targets": {"normal": {"first_response": wall(60)}}}
     assert client.post("/api/v1/sla/policies", json=good, headers=agent).status_code == 403
@@ -345,20 +364,11 @@ def test_escalation_ladder_runs_each_step_once(
 
 
 def test_the_timer_set_is_rebuilt_from_the_database(app, client, admin, agent, run_jobs):
-    add_policy(
-        client,
-        admin,
-        targets={"normal": {"first_response": wall(60)}},
-        escalations=[{"after_breach_minutes": 0, "actions": [{"kind": "tag", "tag": "late"}]}],
-    )
-    ticket_id = open_ticket(client, agent)
-    backdate(ticket_id, timedelta(minutes=61))
+    ticket_id = late_ticket(client, admin, agent)
     get_redis().delete(timers.TIMERS, timers.BUILT)  # Redis lost it
     assert sla.poll_due() == 1
     run_jobs()
-    ticket = db.session.get(Ticket, ticket_id)
-    db.session.refresh(ticket)
-    assert ticket.tags == ["late"]
+    assert tags_of(ticket_id) == ["late"]
 
 
 def test_report_counts_achieved_and_breached_per_metric(app, client, admin, agent):
@@ -426,20 +436,11 @@ def test_complaint_deadlines_are_clocks_with_the_policy_ladder(app, client, admi
     assert final["state"] in ("running", "breached")
     assert sla.poll_due() == 1
     run_jobs()
-    ticket = db.session.get(Ticket, complaint["ticket_id"])
-    db.session.refresh(ticket)
-    assert ticket.tags == ["ack-overdue"]
+    assert tags_of(complaint["ticket_id"]) == ["ack-overdue"]
 
 
 def test_an_overdue_ticket_redis_forgot_is_swept_back(app, client, admin, agent, run_jobs):
-    add_policy(
-        client,
-        admin,
-        targets={"normal": {"first_response": wall(60)}},
-        escalations=[{"after_breach_minutes": 0, "actions": [{"kind": "tag", "tag": "late"}]}],
-    )
-    ticket_id = open_ticket(client, agent)
-    backdate(ticket_id, timedelta(minutes=61))
+    ticket_id = late_ticket(client, admin, agent)
     sla.rebuild_timers()
     # A worker wrote "nothing more to do" to Redis, then died before its commit: the
     # database still has the overdue time.
@@ -450,6 +451,4 @@ def test_an_overdue_ticket_redis_forgot_is_swept_back(app, client, admin, agent,
     get_redis().delete(timers.SWEEP_TURN)
     assert sla.poll_due() == 1
     run_jobs()
-    ticket = db.session.get(Ticket, ticket_id)
-    db.session.refresh(ticket)
-    assert ticket.tags == ["late"]
+    assert tags_of(ticket_id) == ["late"]
