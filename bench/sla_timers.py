@@ -7,7 +7,7 @@ On a throwaway PostgreSQL database (`cc_bench_sla_<pid>`, migrated with the real
 migrations, dropped at the end) and a dedicated Redis DB (flushed before and after), this
 starts `--workers` real `flask worker` processes (RQ jobs plus the timer poller each) and,
 once all of them are up, writes `--timers` tickets whose first-response deadline falls due
-uniformly over `--window` seconds starting two seconds later (contact_center.simulate.
+uniformly over `--window` seconds starting ten seconds later (contact_center.simulate.
 sla_load: calendar-time policy, one escalation step at breach that tags the ticket) and
 rebuilds the timer set from the database. It waits until every step is recorded (or the
 window plus two minutes passed).
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from contact_center import create_app  # noqa: E402
 from contact_center.extensions import db  # noqa: E402
-from contact_center.simulate.sla_load import fired_steps, seed_due_tickets  # noqa: E402
+from contact_center.simulate.sla_load import fired_count, fired_steps, seed_due_tickets  # noqa: E402
 from contact_center.tickets.models import Ticket  # noqa: E402
 
 JOB_TIME = re.compile(r"run_timers\(.*?\) job in 0:00:([\d.]+)s")  # RQ's log line
@@ -109,7 +109,7 @@ def main() -> None:
             ready_by = time.monotonic() + 60
             while Worker.count(connection=raw) < args.workers and time.monotonic() < ready_by:
                 time.sleep(0.2)
-            lead_s = 2.0
+            lead_s = 10.0  # longer than writing the tickets takes
             started = time.perf_counter()
             dues = seed_due_tickets(args.timers, args.window, lead_s=lead_s)
             print(
@@ -118,11 +118,11 @@ def main() -> None:
                 f"{dues[-1]:%H:%M:%S.%f}"
             )
             deadline = time.monotonic() + lead_s + args.window + 120
-            fired = fired_steps()
-            while len(fired) < args.timers and time.monotonic() < deadline:
+            done = fired_count()
+            while done < args.timers and time.monotonic() < deadline:
                 time.sleep(1.0)
-                fired = fired_steps()
-                print(f"  fired {len(fired)}/{args.timers}", flush=True)
+                done = fired_count()
+                print(f"  fired {done}/{args.timers}", flush=True)
             time.sleep(2.0)  # a duplicate would be recorded by now
             fired = fired_steps()
             tags = db.session.scalars(sa.select(Ticket.tags)).all()

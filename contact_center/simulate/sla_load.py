@@ -2,7 +2,7 @@
 
 Used by the multi-process timer test and `bench/sla_timers.py`. The tickets are written in
 bulk, as if each had arrived one target ago less its offset into the window, with the state
-the SLA engine would have stored for them (policy, next deadline, wake time); the timer set
+the SLA engine would have stored for them (policy, running clock, next deadline, wake time); the timer set
 is then rebuilt from the database, as after a Redis restart. Each ticket's breach runs one
 escalation step (a tag), recorded once under a unique key, so counting those records
 measures what fired, how late, and whether anything fired twice.
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from contact_center.db_types import utcnow
 from contact_center.extensions import db
 from contact_center.sla import timers
-from contact_center.sla.models import SlaEvent, SlaPolicy
+from contact_center.sla.models import SlaEvent, SlaPolicy, TicketSla
 from contact_center.tickets.models import Ticket, TicketStatusChange
 
 POLICY = "Timer load"
@@ -85,6 +85,24 @@ def seed_due_tickets(count: int, window_s: float, lead_s: float = 2.0) -> list[d
                 for r in rows[chunk : chunk + 1000]
             ],
         )
+        db.session.execute(
+            sa.insert(TicketSla),
+            [
+                {
+                    "ticket_id": r["id"],
+                    "policy_id": policy.id,
+                    "metric": "first_response",
+                    "cycle": 0,
+                    "target_minutes": TARGET_MINUTES,
+                    "business": False,
+                    "started_at": r["created_at"],
+                    "due_at": r["next_breach_at"],
+                    "elapsed_minutes": 0.0,
+                    "state": "running",
+                }
+                for r in rows[chunk : chunk + 1000]
+            ],
+        )
     if db.engine.dialect.name == "postgresql":  # explicit ids: move the sequence past them
         db.session.execute(
             sa.text("SELECT setval(pg_get_serial_sequence('tickets', 'id'), :v)"),
@@ -107,3 +125,12 @@ def fired_steps() -> list[tuple[int, datetime, datetime]]:
     ).all()
     db.session.rollback()
     return [(r.ticket_id, datetime.fromisoformat(r.details["at"]), r.at) for r in rows]
+
+
+def fired_count() -> int:
+    """How many breach steps are recorded so far (cheap enough to poll)."""
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(SlaEvent).where(SlaEvent.kind == "escalated")
+    )
+    db.session.rollback()
+    return count or 0

@@ -12,7 +12,7 @@ lose a breach.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ CALL_CHANNELS = ("voice", "callback")
 INPUT_FIELDS = ("status", "priority", "type", "channel", "queue_id", "tags", "customer_id")
 DIRTY = "sla_dirty_tickets"  # session.info: tickets whose clock inputs changed
 ARMED = "sla_armed_tickets"  # session.info: ticket id -> next look, for Redis at commit
+EVENTS = "sla_log_entries"  # session.info: SLA log entries to write at commit
 JOB_BATCH = 20  # tickets per timer job: fewer round trips, while both workers share a burst
 REPLAY_BATCH = 100
 
@@ -65,16 +66,16 @@ class Rules:
 
     def matches(self, ticket: Ticket) -> bool:
         """Whether the ticket meets every condition (tags: any of those listed)."""
-        for field, wanted in self.conditions.items():
+        for name, wanted in self.conditions.items():
             if not wanted:
                 continue
-            if field == "tags":
+            if name == "tags":
                 if not set(wanted) & set(ticket.tags or []):
                     return False
-            elif field == "customer_tier":
+            elif name == "customer_tier":
                 if (ticket.customer.tier if ticket.customer else None) not in wanted:
                     return False
-            elif getattr(ticket, field) not in wanted:
+            elif getattr(ticket, name) not in wanted:
                 return False
         return True
 
@@ -131,7 +132,8 @@ class Loaded:
 
     events: dict[int, list[tuple[str, str, datetime]]]  # per ticket: (source, what, at)
     deadlines: dict[int, list[tuple[str, datetime, datetime, datetime | None]]]
-    rows: dict[int, dict[tuple[str, int], TicketSla]]
+    rows: dict[int, dict[tuple[str, int], TicketSla]]  # kept in step with refresh's changes
+    just_fired: dict[int, set[str]] = field(default_factory=dict)  # steps run since loading
 
     def history(self, ticket: Ticket) -> clocks.History:
         """The ticket's clock inputs: statuses, customer messages, responses, deadlines."""
@@ -153,8 +155,9 @@ class Loaded:
         )
 
     def fired(self, ticket: Ticket) -> set[str]:
-        """The escalation steps already recorded for the ticket."""
-        return {what for source, what, _ in self.events.get(ticket.id, []) if source == "fired"}
+        """The escalation steps already recorded (or run since loading) for the ticket."""
+        recorded = {what for source, what, _ in self.events.get(ticket.id, []) if source == "fired"}
+        return recorded | self.just_fired.get(ticket.id, set())
 
 
 def load(tickets: list[Ticket]) -> Loaded:
@@ -258,16 +261,34 @@ def _steps(ticket: Ticket, policy: Rules, cycles: list[clocks.Cycle]) -> list[St
     return steps
 
 
-def _log(ticket: Ticket, kind: str, cycle: clocks.Cycle | None = None, **details: Any) -> None:
-    db.session.add(
-        SlaEvent(
-            ticket_id=ticket.id,
-            kind=kind,
-            metric=cycle.metric if cycle else None,
-            cycle=cycle.cycle if cycle else None,
-            details=details,
-        )
+def _log(
+    ticket: Ticket,
+    kind: str,
+    cycle: clocks.Cycle | None = None,
+    *,
+    once_key: str | None = None,
+    **details: Any,
+) -> None:
+    """Stage an SLA log entry; they are written together just before the commit."""
+    db.session().info.setdefault(EVENTS, []).append(
+        {
+            "ticket_id": ticket.id,
+            "kind": kind,
+            "metric": cycle.metric if cycle else None,
+            "cycle": cycle.cycle if cycle else None,
+            "at": utcnow(),
+            "details": details,
+            "once_key": once_key,
+        }
     )
+
+
+def _write_events(session: Session) -> None:
+    # One executemany for all of a commit's entries (a step's unique key fails it here if
+    # another worker recorded the step first).
+    events = session.info.pop(EVENTS, None)
+    if events:
+        session.execute(sa.insert(SlaEvent), events)
 
 
 def _transitions(ticket: Ticket, row: TicketSla | None, cycle: clocks.Cycle) -> None:
@@ -440,6 +461,7 @@ def _before_commit(session: Session) -> None:
     session.flush()  # the commit's own changes: what they touched is in DIRTY afterwards
     if session.info.get(DIRTY):
         _refresh_touched(session)
+    _write_events(session)
     _write_timers(session)
 
 
@@ -460,8 +482,8 @@ def _refresh_touched(session: Session) -> None:
 
 
 def _after_rollback(session: Session) -> None:
-    session.info.pop(DIRTY, None)
-    session.info.pop(ARMED, None)
+    for key in (DIRTY, ARMED, EVENTS):
+        session.info.pop(key, None)
 
 
 def track_changes() -> None:
@@ -579,17 +601,20 @@ def _run_due_steps(
             break
         priority = ticket.priority
         for step in due:
-            notices += _run_step(ticket, computed.policy, step, now)
+            notices += _run_step(ticket, computed.policy, step, now, loaded)
         if policy_for(ticket, rules) == computed.policy and ticket.priority == priority:
             _arm(ticket, computed.wake_at(skip={s.key for s in due}))
             break
-        db.session.flush()
-        computed = refresh(ticket, now, rules, load([ticket]))
+        # Actions change the ticket, not its history: what was loaded still holds.
+        computed = refresh(ticket, now, rules, loaded)
     return notices
 
 
-def _run_step(ticket: Ticket, policy: Rules, step: Step, now: datetime) -> list[escalations.Notice]:
+def _run_step(
+    ticket: Ticket, policy: Rules, step: Step, now: datetime, loaded: Loaded
+) -> list[escalations.Notice]:
     kind = "warned" if "percent" in step.spec else "escalated"
+    loaded.just_fired.setdefault(ticket.id, set()).add(step.key)
     details: dict[str, Any] = {
         "step": step.index,
         "at": isoformat(step.at),
@@ -601,17 +626,7 @@ def _run_step(ticket: Ticket, policy: Rules, step: Step, now: datetime) -> list[
     else:
         details["after_breach_minutes"] = step.spec.get("after_breach_minutes", 0)
     done, notices = escalations.perform(ticket, step.spec.get("actions", []), step.cycle, kind)
-    details["actions"] = done
-    db.session.add(
-        SlaEvent(
-            ticket_id=ticket.id,
-            kind=kind,
-            metric=step.cycle.metric,
-            cycle=step.cycle.cycle,
-            details=details,
-            once_key=step.key,
-        )
-    )
+    _log(ticket, kind, step.cycle, once_key=step.key, actions=done, **details)
     return notices
 
 
