@@ -1,0 +1,306 @@
+"""The screen pop read in one statement: every list aggregated as JSON inside the database.
+
+The screen pop goes out with every offer, and each statement costs a network round trip
+(about half a millisecond to PostgreSQL) plus SQLAlchemy's work per statement and per ORM
+object. So one function per part builds a subquery that filters on the customer id and
+returns the part's rows as one JSON array of arrays (PostgreSQL `json_agg`, SQLite
+`json_group_array`); one select reads the customer's own columns beside them, and Python
+turns the arrays into the dicts the API, the offer and the console show. The statement is
+built once per dialect: only its parameters change between calls.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from operator import itemgetter
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from contact_center.agents.models import User
+from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
+from contact_center.db_types import isoformat
+from contact_center.extensions import db
+
+RECENT_INTERACTIONS = 10
+RECENT_NOTES = 10
+OPEN_TICKETS = 10
+COMPLAINTS = 10
+
+CUSTOMER_ID = sa.bindparam("customer_id", type_=sa.Integer)
+EXCLUDE_ID = sa.bindparam("exclude_id", type_=sa.Integer)
+
+
+def read(customer_id: int, exclude_interaction_id: int | None = None) -> dict[str, Any] | None:
+    """The screen pop of a customer, or None when there is no such customer."""
+    row = db.session.execute(
+        _statement(db.session.get_bind().dialect.name),
+        # 0 is never an id: "exclude nothing" without a second statement shape.
+        {"customer_id": customer_id, "exclude_id": exclude_interaction_id or 0},
+    ).one_or_none()
+    if row is None:
+        return None
+    return {
+        "customer": _customer(row),
+        "open_tickets": [_open_ticket(r) for r in _rows(row.open_tickets)],
+        "complaints": [_complaint(r) for r in _rows(row.complaints)],
+        "recent_interactions": [_interaction(r) for r in _rows(row.recent_interactions)],
+        "notes": [_note(r) for r in _rows(row.notes)],
+        "satisfaction": {
+            "last": row.satisfaction_last,
+            "average": (
+                round(float(row.satisfaction_average), 2)
+                if row.satisfaction_average is not None
+                else None
+            ),
+        },
+    }
+
+
+# ---------------------------------------------------------------- the statement
+
+
+@functools.cache
+def _statement(dialect: str) -> sa.Select:
+    """The one select of the screen pop for a dialect (built once, then reused)."""
+    owner = aliased(User)
+    aggregate = _json_aggregate(dialect)
+    return (
+        sa.select(
+            Customer.id,
+            Customer.name,
+            Customer.type,
+            Customer.status,
+            Customer.region,
+            Customer.tier,
+            Customer.lifetime_value,
+            Customer.marketing_opt_out,
+            Customer.tags,
+            owner.id.label("owner_id"),
+            owner.display_name.label("owner_name"),
+            _identities(aggregate).label("identities"),
+            _open_tickets(aggregate).label("open_tickets"),
+            _complaints(aggregate).label("complaints"),
+            _recent_interactions(aggregate).label("recent_interactions"),
+            _notes(aggregate).label("notes"),
+            _satisfaction_average().label("satisfaction_average"),
+            _satisfaction_last().label("satisfaction_last"),
+        )
+        .outerjoin(owner, owner.id == Customer.owner_id)
+        .where(Customer.id == CUSTOMER_ID)
+    )
+
+
+Aggregate = Callable[[Sequence[sa.ColumnElement[Any]]], sa.ColumnElement[Any]]
+
+
+def _json_aggregate(dialect: str) -> Aggregate:
+    """Rows to one JSON array of arrays, in the dialect's own functions."""
+    if dialect == "postgresql":
+        return lambda columns: sa.func.json_agg(sa.func.json_build_array(*columns))
+    return lambda columns: sa.func.json_group_array(sa.func.json_array(*columns))
+
+
+def _json_rows(
+    aggregate: Aggregate,
+    rows: sa.Select,
+    order_by: Sequence[sa.ColumnElement[Any]],
+    limit: int | None = None,
+) -> sa.ScalarSelect[Any]:
+    """The first `limit` rows of `rows` as a JSON array of arrays, each ending with its rank.
+
+    Neither dialect promises that an aggregate keeps the order of its input, so each row
+    carries its rank and Python sorts by it; LIMIT still picks the rows in the database.
+    """
+    ranked = (
+        rows.add_columns(sa.func.row_number().over(order_by=order_by).label("rank"))
+        .order_by(*order_by)
+        .limit(limit)
+        .subquery()
+    )
+    return sa.select(sa.type_coerce(aggregate(list(ranked.c)), sa.JSON)).scalar_subquery()
+
+
+def _identities(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+    rows = sa.select(CustomerIdentity.kind, CustomerIdentity.value).where(
+        CustomerIdentity.customer_id == CUSTOMER_ID
+    )
+    return _json_rows(aggregate, rows, [CustomerIdentity.id])
+
+
+def _open_tickets(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+    # Imported here: tickets depend on customers, not the other way round.
+    from contact_center.tickets.models import Ticket
+    from contact_center.tickets.services import OPEN_STATUSES
+
+    rows = sa.select(
+        Ticket.id, Ticket.number, Ticket.subject, Ticket.status, Ticket.priority
+    ).where(Ticket.customer_id == CUSTOMER_ID, Ticket.status.in_(OPEN_STATUSES))
+    return _json_rows(aggregate, rows, [Ticket.created_at.desc(), Ticket.id.desc()], OPEN_TICKETS)
+
+
+COMPLAINT_COLUMNS = (
+    "id",
+    "number",
+    "stage",
+    "acknowledge_due",
+    "acknowledged_at",
+    "summary_resolution_due",
+    "final_response_due",
+    "final_response_at",
+    "ombudsman_deadline",
+)
+COMPLAINT_TIMES = COMPLAINT_COLUMNS[3:]
+
+
+def _complaints(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+    from contact_center.complaints.models import Complaint
+    from contact_center.tickets.models import Ticket
+
+    rows = (
+        sa.select(
+            Complaint.id,
+            Ticket.number,
+            *(getattr(Complaint, name) for name in COMPLAINT_COLUMNS[2:]),
+        )
+        .join(Ticket, Ticket.id == Complaint.ticket_id)
+        .where(Ticket.customer_id == CUSTOMER_ID)
+    )
+    order = [Complaint.received_at.desc(), Complaint.id.desc()]
+    return _json_rows(aggregate, rows, order, COMPLAINTS)
+
+
+def _recent_interactions(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+    # Imported here: routing depends on customers, not the other way round.
+    from contact_center.routing.models import Interaction, Queue
+
+    rows = (
+        sa.select(
+            Interaction.id,
+            Interaction.channel,
+            Interaction.created_at,
+            Queue.name,
+            User.display_name,
+            Interaction.outcome,
+            Interaction.duration_s,
+            Interaction.disposition,
+        )
+        .outerjoin(Queue, Queue.id == Interaction.queue_id)
+        .outerjoin(User, User.id == Interaction.agent_id)
+        .where(Interaction.customer_id == CUSTOMER_ID, Interaction.id != EXCLUDE_ID)
+    )
+    order = [Interaction.created_at.desc(), Interaction.id.desc()]
+    return _json_rows(aggregate, rows, order, RECENT_INTERACTIONS)
+
+
+def _notes(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+    rows = (
+        sa.select(CustomerNote.created_at, User.display_name, CustomerNote.text)
+        .outerjoin(User, User.id == CustomerNote.author_id)
+        .where(CustomerNote.customer_id == CUSTOMER_ID)
+    )
+    order = [CustomerNote.created_at.desc(), CustomerNote.id.desc()]
+    return _json_rows(aggregate, rows, order, RECENT_NOTES)
+
+
+def _scored() -> sa.ColumnElement[bool]:
+    from contact_center.routing.models import Interaction
+
+    return sa.and_(Interaction.customer_id == CUSTOMER_ID, Interaction.satisfaction.is_not(None))
+
+
+def _satisfaction_average() -> sa.ScalarSelect[Any]:
+    from contact_center.routing.models import Interaction
+
+    return sa.select(sa.func.avg(Interaction.satisfaction)).where(_scored()).scalar_subquery()
+
+
+def _satisfaction_last() -> sa.ScalarSelect[Any]:
+    from contact_center.routing.models import Interaction
+
+    return (
+        sa.select(Interaction.satisfaction)
+        .where(_scored())
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# ---------------------------------------------------------------- rows to the screen pop
+
+
+def _rows(value: list[list[Any]] | None) -> list[list[Any]]:
+    """A part's rows in rank order (an aggregate over no rows is NULL on PostgreSQL)."""
+    return sorted(value or [], key=itemgetter(-1))
+
+
+def _time(value: str | None) -> datetime | None:
+    # Inside JSON a time is text, spelt by the database (PostgreSQL drops trailing zeros of
+    # the fraction, SQLite keeps what was stored): parse it, so isoformat spells it ours.
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _customer(row: sa.Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "type": row.type,
+        "status": row.status,
+        "region": row.region,
+        "tier": row.tier,
+        "lifetime_value": str(row.lifetime_value),
+        "owner": {"id": row.owner_id, "name": row.owner_name} if row.owner_id else None,
+        "marketing_opt_out": row.marketing_opt_out,
+        "identities": [{"kind": kind, "value": value} for kind, value, _ in _rows(row.identities)],
+        "tags": list(row.tags or []),
+    }
+
+
+def _open_ticket(r: list[Any]) -> dict[str, Any]:
+    return {
+        "id": r[0],
+        "number": r[1],
+        "subject": r[2],
+        "status": r[3],
+        "priority": r[4],
+        # SLA deadlines arrive with the SLA module.
+        "next_breach_at": None,
+    }
+
+
+def _complaint(r: list[Any]) -> dict[str, Any]:
+    from contact_center.complaints.services import deadlines
+
+    fields = dict(zip(COMPLAINT_COLUMNS, r, strict=False))
+    for name in COMPLAINT_TIMES:
+        fields[name] = _time(fields[name])
+    # The clocks are the complaints module's own definition; it reads only these attributes.
+    clocks = deadlines(SimpleNamespace(**fields))  # type: ignore[arg-type]
+    return {
+        "id": fields["id"],
+        "number": fields["number"],
+        "status": fields["stage"],
+        "deadlines": clocks,
+    }
+
+
+def _interaction(r: list[Any]) -> dict[str, Any]:
+    return {
+        "id": r[0],
+        "channel": r[1],
+        "started_at": isoformat(_time(r[2])),
+        "queue": r[3],
+        "agent": r[4],
+        "outcome": r[5],
+        "duration_s": r[6],
+        "disposition": r[7],
+    }
+
+
+def _note(r: list[Any]) -> dict[str, Any]:
+    return {"at": isoformat(_time(r[0])), "author": r[1], "text": r[2]}
