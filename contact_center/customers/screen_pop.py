@@ -138,7 +138,12 @@ def _open_tickets(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
     from contact_center.tickets.services import OPEN_STATUSES
 
     rows = sa.select(
-        Ticket.id, Ticket.number, Ticket.subject, Ticket.status, Ticket.priority
+        Ticket.id,
+        Ticket.number,
+        Ticket.subject,
+        Ticket.status,
+        Ticket.priority,
+        Ticket.next_breach_at,
     ).where(Ticket.customer_id == CUSTOMER_ID, Ticket.status.in_(OPEN_STATUSES))
     return _json_rows(aggregate, rows, [Ticket.created_at.desc(), Ticket.id.desc()], OPEN_TICKETS)
 
@@ -268,8 +273,7 @@ def _open_ticket(r: list[Any]) -> dict[str, Any]:
         "subject": r[2],
         "status": r[3],
         "priority": r[4],
-        # SLA deadlines arrive with the SLA module.
-        "next_breach_at": None,
+        "next_breach_at": isoformat(_time(r[5])),
     }
 
 

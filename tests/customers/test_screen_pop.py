@@ -161,6 +161,12 @@ def known(app, create_user) -> dict[str, int]:
         )
     db.session.add(CustomerNote(customer_id=other.id, text="Not hers", created_at=at(50)))
     db.session.commit()
+    # The nearest SLA deadline as the SLA module stores it (written here without a policy:
+    # an ORM change to a ticket would have the SLA module recompute it).
+    db.session.execute(
+        sa.update(Ticket).where(Ticket.number == "1002").values(next_breach_at=at(60, 250000))
+    )
+    db.session.commit()
     ids = {
         "customer": customer.id,
         "owner": owner.id,
@@ -206,7 +212,7 @@ def test_screen_pop_shows_everything_in_order_within_limits(known):
             "subject": f"Subject {number}",
             "status": status,
             "priority": "high" if number == "1002" else "normal",
-            "next_breach_at": None,
+            "next_breach_at": "2026-11-02T10:00:00.250000Z" if number == "1002" else None,
         }
         for number, status in [
             ("1006", "open"),
