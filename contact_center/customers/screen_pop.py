@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -68,7 +68,7 @@ def read(customer_id: int, exclude_interaction_id: int | None = None) -> dict[st
 def _statement(dialect: str) -> sa.Select:
     """The one select of the screen pop for a dialect (built once, then reused)."""
     owner = aliased(User)
-    aggregate = _json_aggregate(dialect)
+    json = JSON_FUNCTIONS[dialect]
     return (
         sa.select(
             Customer.id,
@@ -82,11 +82,11 @@ def _statement(dialect: str) -> sa.Select:
             Customer.tags,
             owner.id.label("owner_id"),
             owner.display_name.label("owner_name"),
-            _identities(aggregate).label("identities"),
-            _open_tickets(aggregate).label("open_tickets"),
-            _complaints(aggregate).label("complaints"),
-            _recent_interactions(aggregate).label("recent_interactions"),
-            _notes(aggregate).label("notes"),
+            _identities(json).label("identities"),
+            _open_tickets(json).label("open_tickets"),
+            _complaints(json).label("complaints"),
+            _recent_interactions(json).label("recent_interactions"),
+            _notes(json).label("notes"),
             _satisfaction_average().label("satisfaction_average"),
             _satisfaction_last().label("satisfaction_last"),
         )
@@ -95,44 +95,54 @@ def _statement(dialect: str) -> sa.Select:
     )
 
 
-Aggregate = Callable[[Sequence[sa.ColumnElement[Any]]], sa.ColumnElement[Any]]
+class JsonFunctions(NamedTuple):
+    """A dialect's JSON functions: one row to an array, and rows to an array of them."""
+
+    row: Callable[..., sa.ColumnElement[Any]]
+    rows: Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]
 
 
-def _json_aggregate(dialect: str) -> Aggregate:
-    """Rows to one JSON array of arrays, in the dialect's own functions."""
-    if dialect == "postgresql":
-        return lambda columns: sa.func.json_agg(sa.func.json_build_array(*columns))
-    return lambda columns: sa.func.json_group_array(sa.func.json_array(*columns))
+JSON_FUNCTIONS = {
+    "postgresql": JsonFunctions(sa.func.json_build_array, sa.func.json_agg),
+    # A JSON value loses its JSON subtype when it leaves a subquery on SQLite: json() gives
+    # it back, or json_group_array would quote each row as a string.
+    "sqlite": JsonFunctions(
+        sa.func.json_array, lambda row: sa.func.json_group_array(sa.func.json(row))
+    ),
+}
 
 
 def _json_rows(
-    aggregate: Aggregate,
+    json: JsonFunctions,
     rows: sa.Select,
     order_by: Sequence[sa.ColumnElement[Any]],
     limit: int | None = None,
 ) -> sa.ScalarSelect[Any]:
-    """The first `limit` rows of `rows` as a JSON array of arrays, each ending with its rank.
+    """The first `limit` rows of `rows` as one JSON array of arrays, each ending with its rank.
 
     Neither dialect promises that an aggregate keeps the order of its input, so each row
     carries its rank and Python sorts by it; LIMIT still picks the rows in the database.
+    Each row is built as one JSON value inside the limited subquery, which keeps the
+    statement short.
     """
-    ranked = (
-        rows.add_columns(sa.func.row_number().over(order_by=order_by).label("rank"))
+    row = json.row(*rows.selected_columns, sa.func.row_number().over(order_by=order_by))
+    limited = (
+        rows.with_only_columns(row.label("item"), maintain_column_froms=True)
         .order_by(*order_by)
         .limit(limit)
         .subquery()
     )
-    return sa.select(sa.type_coerce(aggregate(list(ranked.c)), sa.JSON)).scalar_subquery()
+    return sa.select(sa.type_coerce(json.rows(limited.c.item), sa.JSON)).scalar_subquery()
 
 
-def _identities(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+def _identities(json: JsonFunctions) -> sa.ScalarSelect[Any]:
     rows = sa.select(CustomerIdentity.kind, CustomerIdentity.value).where(
         CustomerIdentity.customer_id == CUSTOMER_ID
     )
-    return _json_rows(aggregate, rows, [CustomerIdentity.id])
+    return _json_rows(json, rows, [CustomerIdentity.id])
 
 
-def _open_tickets(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+def _open_tickets(json: JsonFunctions) -> sa.ScalarSelect[Any]:
     # Imported here: tickets depend on customers, not the other way round.
     from contact_center.tickets.models import Ticket
     from contact_center.tickets.services import OPEN_STATUSES
@@ -144,8 +154,12 @@ def _open_tickets(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
         Ticket.status,
         Ticket.priority,
         Ticket.next_breach_at,
-    ).where(Ticket.customer_id == CUSTOMER_ID, Ticket.status.in_(OPEN_STATUSES))
-    return _json_rows(aggregate, rows, [Ticket.created_at.desc(), Ticket.id.desc()], OPEN_TICKETS)
+    ).where(
+        Ticket.customer_id == CUSTOMER_ID,
+        # One parameter per status: an expanding IN would be re-rendered on every call.
+        Ticket.status.in_([sa.bindparam(f"open_{s}", s) for s in OPEN_STATUSES]),
+    )
+    return _json_rows(json, rows, [Ticket.created_at.desc(), Ticket.id.desc()], OPEN_TICKETS)
 
 
 COMPLAINT_COLUMNS = (
@@ -162,7 +176,7 @@ COMPLAINT_COLUMNS = (
 COMPLAINT_TIMES = COMPLAINT_COLUMNS[3:]
 
 
-def _complaints(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+def _complaints(json: JsonFunctions) -> sa.ScalarSelect[Any]:
     from contact_center.complaints.models import Complaint
     from contact_center.tickets.models import Ticket
 
@@ -176,10 +190,10 @@ def _complaints(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
         .where(Ticket.customer_id == CUSTOMER_ID)
     )
     order = [Complaint.received_at.desc(), Complaint.id.desc()]
-    return _json_rows(aggregate, rows, order, COMPLAINTS)
+    return _json_rows(json, rows, order, COMPLAINTS)
 
 
-def _recent_interactions(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+def _recent_interactions(json: JsonFunctions) -> sa.ScalarSelect[Any]:
     # Imported here: routing depends on customers, not the other way round.
     from contact_center.routing.models import Interaction, Queue
 
@@ -199,17 +213,17 @@ def _recent_interactions(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
         .where(Interaction.customer_id == CUSTOMER_ID, Interaction.id != EXCLUDE_ID)
     )
     order = [Interaction.created_at.desc(), Interaction.id.desc()]
-    return _json_rows(aggregate, rows, order, RECENT_INTERACTIONS)
+    return _json_rows(json, rows, order, RECENT_INTERACTIONS)
 
 
-def _notes(aggregate: Aggregate) -> sa.ScalarSelect[Any]:
+def _notes(json: JsonFunctions) -> sa.ScalarSelect[Any]:
     rows = (
         sa.select(CustomerNote.created_at, User.display_name, CustomerNote.text)
         .outerjoin(User, User.id == CustomerNote.author_id)
         .where(CustomerNote.customer_id == CUSTOMER_ID)
     )
     order = [CustomerNote.created_at.desc(), CustomerNote.id.desc()]
-    return _json_rows(aggregate, rows, order, RECENT_NOTES)
+    return _json_rows(json, rows, order, RECENT_NOTES)
 
 
 def _scored() -> sa.ColumnElement[bool]:
