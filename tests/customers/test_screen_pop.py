@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -40,9 +41,9 @@ def statements(app) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def known(app, create_user) -> dict[str, int]:
-    """A customer with an owner, tickets open and closed, complaints, 13 interactions (one
-    the current call), 12 notes and satisfaction scores; and another customer's records."""
+def known(app, create_user) -> dict[str, Any]:
+    """A customer with an owner, tickets open and closed, complaints, 14 interactions (one
+    the call being offered), 12 notes and satisfaction scores; and another customer's."""
     owner = create_user("olivia", display_name="Olivia Owner")
     agent = create_user("bob", display_name="Bob Chen")
     queue = Queue(name="Cards", channels=["voice"])
