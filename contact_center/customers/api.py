@@ -68,7 +68,7 @@ def update_customer(data: dict, customer_id: int):
 @blp.response(200, ScreenPopSchema)
 def customer_history(customer_id: int):
     """The screen pop: open tickets, complaints, recent interactions, notes, satisfaction."""
-    return services.history(services.get_customer(customer_id))
+    return services.history(customer_id)
 
 
 class CallCustomerSchema(Schema):

@@ -9,13 +9,10 @@ import sqlalchemy as sa
 from flask import current_app
 
 from contact_center.agents.models import User
+from contact_center.customers import screen_pop
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
-from contact_center.db_types import isoformat
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
-
-RECENT_INTERACTIONS = 10
-RECENT_NOTES = 10
 
 
 def normalise_phone(raw: str, region: str | None = None) -> str | None:
@@ -207,100 +204,36 @@ def customer_summary(customer: Customer) -> dict[str, Any]:
     }
 
 
-def _recent_interactions(customer_id: int, exclude_id: int | None = None) -> list[dict[str, Any]]:
-    # Imported here: routing depends on customers, not the other way round.
-    from contact_center.routing.models import Interaction, Queue
-
-    # One statement, only the columns shown (names joined in): the screen pop runs on every
-    # call, and building whole Interaction objects costs more than the query.
-    rows = db.session.execute(
-        sa.select(
-            Interaction.id,
-            Interaction.channel,
-            Interaction.created_at,
-            Queue.name,
-            User.display_name,
-            Interaction.outcome,
-            Interaction.duration_s,
-            Interaction.disposition,
-        )
-        .outerjoin(Queue, Queue.id == Interaction.queue_id)
-        .outerjoin(User, User.id == Interaction.agent_id)
-        .where(Interaction.customer_id == customer_id, Interaction.id != (exclude_id or 0))
-        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
-        .limit(RECENT_INTERACTIONS)
-    )
-    return [
-        {
-            "id": row.id,
-            "channel": row.channel,
-            "started_at": isoformat(row.created_at),
-            "queue": row.name,
-            "agent": row.display_name,
-            "outcome": row.outcome,
-            "duration_s": row.duration_s,
-            "disposition": row.disposition,
-        }
-        for row in rows
-    ]
-
-
-def _satisfaction(customer_id: int) -> dict[str, Any]:
-    from contact_center.routing.models import Interaction
-
-    scored = sa.and_(Interaction.customer_id == customer_id, Interaction.satisfaction.is_not(None))
-    last = (
-        sa.select(Interaction.satisfaction)
-        .where(scored)
-        .order_by(Interaction.created_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    average, latest = db.session.execute(
-        sa.select(sa.func.avg(Interaction.satisfaction), last).where(scored)
-    ).one()
-    return {"last": latest, "average": round(float(average), 2) if average is not None else None}
-
-
-def history(customer: Customer, exclude_interaction_id: int | None = None) -> dict[str, Any]:
+def history(customer: Customer | int, exclude_interaction_id: int | None = None) -> dict[str, Any]:
     """The screen pop: everything an agent should see when this customer calls.
 
+    Takes the customer or its id (an id spares loading the customer first);
     `exclude_interaction_id` leaves out the interaction the screen pop is shown for.
     """
-    notes = db.session.execute(
-        sa.select(CustomerNote, User.display_name)
-        .outerjoin(User, User.id == CustomerNote.author_id)
-        .where(CustomerNote.customer_id == customer.id)
-        .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc())
-        .limit(RECENT_NOTES)
-    )
-    from contact_center.complaints.services import summaries_for_customer
-    from contact_center.tickets.services import open_tickets_summary
-
-    return {
-        "customer": customer_summary(customer),
-        "open_tickets": open_tickets_summary(customer.id),
-        "complaints": summaries_for_customer(customer.id),
-        "recent_interactions": _recent_interactions(customer.id, exclude_interaction_id),
-        "notes": [
-            {
-                "at": isoformat(n.created_at),
-                "author": author,
-                "text": n.text,
-            }
-            for n, author in notes
-        ],
-        "satisfaction": _satisfaction(customer.id),
-    }
+    customer_id = customer if isinstance(customer, int) else customer.id
+    pop = screen_pop.read(customer_id, exclude_interaction_id)
+    if pop is None:
+        raise NotFound("No such customer.")
+    return pop
 
 
 def screen_pop_for_caller(
     raw_number: str | None, exclude_interaction_id: int | None = None
 ) -> dict[str, Any]:
     """The screen pop for a caller: their history, or suggestions when unknown."""
-    customer = identify_caller(raw_number)
-    if customer is not None:
-        return history(customer, exclude_interaction_id)
+    e164 = normalise_phone(raw_number) if raw_number else None
+    # Only the id: the screen pop reads the customer itself, in its one statement.
+    customer_id = (
+        db.session.scalar(
+            sa.select(CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == "phone", CustomerIdentity.value == e164
+            )
+        )
+        if e164
+        else None
+    )
+    if customer_id is not None:
+        return history(customer_id, exclude_interaction_id)
     return {
         "customer": None,
         "suggestions": suggest_for_phone(raw_number),
