@@ -3,9 +3,9 @@
 Used by the multi-process timer test and `bench/sla_timers.py`. The tickets are written in
 bulk, as if each had arrived one target ago less its offset into the window, with the state
 the SLA engine would have stored for them (policy, running clock, next deadline, wake
-time); the timer set is then rebuilt from the database, as after a Redis restart. Each ticket's breach runs one
-escalation step (a tag), recorded once under a unique key, so counting those records
-measures what fired, how late, and whether anything fired twice.
+time); the timer set is then rebuilt from the database, as after a Redis restart. Each
+ticket's breach runs one escalation step (a tag), recorded once under a unique key, so
+counting those records measures what fired, how late, and whether anything fired twice.
 """
 
 from __future__ import annotations
