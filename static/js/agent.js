@@ -404,13 +404,60 @@
   function ticketsList(tickets) {
     if (!tickets || !tickets.length) return empty("No open tickets.");
     return h("ul", { className: "records" }, tickets.map(function (t) {
+      var clocks = h("ul", { className: "sla-clocks", hidden: true });
+      var toggle = h("button", { type: "button", className: "link sla-toggle" }, "SLA");
+      toggle.addEventListener("click", function () { toggleClocks(t.id, clocks, toggle); });
       return h("li", { className: "record" },
         h("span", { className: "record-ref" }, "#" + (t.number || t.id)),
         h("span", { className: "record-main" }, t.subject || "(no subject)"),
         h("span", { className: "record-meta" },
           humanise(t.status) + (t.priority ? " · " + humanise(t.priority) : "") +
-          (t.next_breach_at ? " · due " + dateTime(t.next_breach_at) : "")));
+          (t.next_breach_at ? " · due " + dateTime(t.next_breach_at) : "") + " · ", toggle),
+        clocks);
     }));
+  }
+
+  /* Minutes as "2 h 5 min" (or "35 min"). */
+  function minutesText(minutes) {
+    var m = Math.round(Math.abs(minutes));
+    return m >= 60 ? Math.floor(m / 60) + " h " + (m % 60) + " min" : m + " min";
+  }
+
+  function clockText(c) {
+    var parts = [humanise(c.metric), humanise(c.state)];
+    if (c.state === "fulfilled") {
+      parts.push("met " + dateTime(c.fulfilled_at) + (c.breached_at ? " (late)" : ""));
+    } else if (c.state === "paused") {
+      parts.push(minutesText(c.remaining_minutes) + " left when resumed");
+    } else if (c.due_at) {
+      parts.push("due " + dateTime(c.due_at));
+      if (c.remaining_minutes !== null) {
+        parts.push(c.remaining_minutes < 0 ? minutesText(c.remaining_minutes) + " overdue"
+                                            : minutesText(c.remaining_minutes) + " left");
+      }
+    }
+    return parts.join(" · ");
+  }
+
+  /* Every SLA clock of a ticket (not only the nearest deadline), fetched when asked for. */
+  function toggleClocks(ticketId, list, toggle) {
+    if (!list.hidden) { list.hidden = true; return; }
+    toggle.disabled = true;
+    fetch("/api/v1/sla/tickets/" + encodeURIComponent(ticketId), { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (sla) {
+        clear(list);
+        var rows = (sla.clocks || []).map(function (c) {
+          return h("li", { className: "sla-clock", dataset: { state: c.state } }, clockText(c));
+        });
+        append(list, rows.length ? rows : [h("li", { className: "sla-clock muted" }, "No SLA applies.")]);
+        list.hidden = false;
+      })
+      .catch(function () { toast("Could not load the SLA clocks.", "error"); })
+      .then(function () { toggle.disabled = false; });
   }
 
   function complaintsList(complaints) {

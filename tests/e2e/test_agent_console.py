@@ -18,6 +18,8 @@ from contact_center.customers.services import create_customer
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction, Queue
 from contact_center.routing.services import create_interaction, create_queue
+from contact_center.sla.models import SlaPolicy
+from contact_center.tickets.services import change_status, create_ticket
 from tests.conftest import ACCOUNT_SID, PASSWORD, PUBLIC_BASE_URL, call_sid
 from tests.e2e.conftest import WAIT_MS
 
@@ -531,4 +533,53 @@ def test_call_ended_without_wrap_up_keeps_the_outcome_form_until_saved(
         "Caller <b>cut off</b> mid-sentence.",
     )
     db.session.remove()
+    assert page_errors.messages == []
+
+
+def test_screen_pop_shows_every_sla_clock_of_an_open_ticket(
+    app, create_user, live_server, page, login, page_errors
+):
+    customer = create_customer({"name": "Mei Chen", "phones": ["+44 20 7946 0044"]})
+    db.session.add(
+        SlaPolicy(
+            name="Standard",
+            position=0,
+            conditions={},
+            targets={
+                "normal": {
+                    "first_response": {"minutes": 60, "business": False},
+                    "resolution": {"minutes": 600, "business": False},
+                }
+            },
+            pauses={"resolution": ["pending"]},
+            escalations=[],
+        )
+    )
+    db.session.commit()
+    ticket = create_ticket("Card not arrived", "email", customer_id=customer.id)
+    change_status(ticket, "pending")
+    db.session.commit()  # the SLA clocks are computed as this commits
+    create_user("alice", display_name="Alice Archer", skills={"lang:en": 5})
+    create_queue(name="General", channels=["voice", "email"], is_default=True)
+    db.session.commit()
+    db.session.remove()
+
+    _sign_in_and_go_available(page, login, "alice")
+    status, body = live_server.twilio_post(
+        "/webhooks/twilio/voice", _incoming_call(call_sid(40), "020 7946 0044")
+    )
+    assert status == 200, body
+    offer = page.locator("#offer")
+    expect(offer).to_be_visible(timeout=WAIT_MS)
+    ticket_row = offer.locator(".record", has_text="Card not arrived")
+    expect(ticket_row).to_contain_text("due")  # the nearest deadline, before asking for more
+    ticket_row.locator(".sla-toggle").click()
+    clocks = ticket_row.locator(".sla-clock")
+    expect(clocks).to_have_count(2)
+    expect(clocks.nth(0)).to_contain_text(re.compile(r"First response · Running · due .* left"))
+    expect(clocks.nth(1)).to_contain_text("Resolution · Paused · ")
+    expect(clocks.nth(1)).to_contain_text("left when resumed")
+    expect(clocks.nth(1)).to_have_attribute("data-state", "paused")
+    ticket_row.locator(".sla-toggle").click()
+    expect(ticket_row.locator(".sla-clocks")).to_be_hidden()
     assert page_errors.messages == []
