@@ -137,9 +137,11 @@ def _init_extensions(app: Flask) -> None:
     register_error_handlers(app)
 
     import contact_center.models  # noqa: F401  (every model known to SQLAlchemy and Alembic)
+    from contact_center.reads import track_writes
     from contact_center.sla.services import track_changes
 
     track_changes()
+    track_writes()
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -25,6 +25,7 @@ from contact_center.agents.models import User
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
 from contact_center.db_types import isoformat
 from contact_center.extensions import db
+from contact_center.reads import execute_read
 
 RECENT_INTERACTIONS = 10
 RECENT_NOTES = 10
@@ -37,8 +38,8 @@ EXCLUDE_ID = sa.bindparam("exclude_id", type_=sa.Integer)
 
 def read(customer_id: int, exclude_interaction_id: int | None = None) -> dict[str, Any] | None:
     """The screen pop of a customer, or None when there is no such customer."""
-    row = db.session.execute(
-        _statement(db.session.get_bind().dialect.name),
+    row = execute_read(
+        _statement(db.engine.dialect.name),
         # 0 is never an id: "exclude nothing" without a second statement shape.
         {"customer_id": customer_id, "exclude_id": exclude_interaction_id or 0},
     ).one_or_none()

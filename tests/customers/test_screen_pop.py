@@ -353,3 +353,22 @@ def test_caller_screen_pop_finds_the_customer_by_any_phone_format(known):
 def test_caller_screen_pop_is_the_identity_lookup_and_one_statement(known, statements):
     screen_pop_for_caller("+441614960321")
     assert len(statements) == 2
+
+
+def test_a_clean_session_reads_the_screen_pop_outside_its_transaction(known):
+    db.session.commit()
+    history(known["customer"])
+    # PostgreSQL: one autocommit statement, the session starts no transaction for it.
+    assert db.session().in_transaction() is (db.engine.dialect.name != "postgresql")
+
+
+@pytest.mark.parametrize("flushed", [True, False])
+def test_the_screen_pop_sees_what_the_session_has_not_committed(known, flushed):
+    db.session.commit()
+    db.session.add(CustomerNote(customer_id=known["customer"], text="Said just now"))
+    if flushed:
+        db.session.flush()
+    pop = history(known["customer"])
+    assert pop["notes"][0]["text"] == "Said just now"
+    db.session.rollback()
+    assert "Said just now" not in [n["text"] for n in history(known["customer"])["notes"]]
