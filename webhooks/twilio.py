@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
 TWIML = "text/xml; charset=utf-8"
+HOLD_GREETING = "Thank you for calling. Please hold while we connect you to an agent."
 RECORDING_URL = "/webhooks/twilio/voice/recording"
 SURVEY_URL = "/webhooks/twilio/voice/survey"
 TRANSCRIPTION_URL = "/webhooks/twilio/voice/transcription"
@@ -74,6 +75,11 @@ class _TwilioForm(Schema):
 class IncomingCallForm(_TwilioForm):
     From = fields.String(load_default=None, validate=validate.Length(max=64))
     To = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+# One instance for every request: a schema is stateless once built, and building one
+# (copying its declared fields) costs more than the load itself.
+INCOMING_CALL_FORM = IncomingCallForm()
 
 
 class CallStatusForm(_TwilioForm):
@@ -179,7 +185,7 @@ def incoming_call():
     under a unique CallSid and answer key, so a retry finds out when they are written, and
     then rolls back and gets the stored answer. First deliveries save a query.
     """
-    form = IncomingCallForm().load(request.form)
+    form = INCOMING_CALL_FORM.load(request.form)
     key = f"voice:{form['CallSid']}"
     entry = ivr_flows.call_entry()
     closure, flow = entry.closure, entry.flow
@@ -225,9 +231,12 @@ def incoming_call():
 
 
 def _hold_in_queue(queue: Queue) -> str:
-    return ivr.hold_in_queue(
-        queue.name, "Thank you for calling. Please hold while we connect you to an agent."
-    )
+    """The <Enqueue> answer for a queue: the same for every call, so built once per process."""
+    answers = current_app.extensions.setdefault("hold_twiml", {})
+    body = answers.get(queue.name)
+    if body is None:
+        body = answers[queue.name] = ivr.hold_in_queue(queue.name, HOLD_GREETING)
+    return body
 
 
 def _unknown_caller_to_queue(form: dict[str, Any], key: str, queue: Queue) -> Response | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from contact_center.customers.models import CustomerIdentity
 from contact_center.customers.services import normalise_phone
@@ -75,9 +76,13 @@ def record_unknown_caller(
     if row.known_customer_id is not None:
         return None
     # The values written, as after an ORM flush; the database's own defaults came back.
-    returned = row._asdict()
-    for attr in sa.inspect(Interaction).column_attrs:
-        setattr(interaction, attr.key, returned.get(attr.key, values.get(attr.key)))
+    returned = row._mapping
+    loaded = sa.inspect(interaction).dict
+    for key, _column in _columns():
+        if key in returned:
+            set_committed_value(interaction, key, returned[key])
+        elif key not in loaded:
+            set_committed_value(interaction, key, values.get(key))
     # As loaded from the database: no history, so the session has nothing to write.
     make_transient_to_detached(interaction)
     db.session.add(interaction)
@@ -89,23 +94,28 @@ def _column_values(interaction: Interaction) -> dict[str, Any]:
 
     Columns with neither are left out, so their database defaults apply, as on a flush.
     """
-    state = sa.inspect(interaction)
+    loaded = sa.inspect(interaction).dict
     values = {}
-    for attr in state.mapper.column_attrs:
-        column = attr.columns[0]
+    for key, column in _columns():
         if column.primary_key:
             continue
-        if attr.key in state.dict:
-            values[attr.key] = state.dict[attr.key]
+        if key in loaded:
+            values[key] = loaded[key]
         elif column.default is not None:
             default = column.default
             if default.is_callable:
-                values[attr.key] = default.arg(None)
+                values[key] = default.arg(None)
             elif default.is_scalar:
-                values[attr.key] = default.arg
+                values[key] = default.arg
             else:  # a SQL expression: not supported here, rather than inserted wrongly
                 raise TypeError(f"interactions.{column.name}: only Python defaults are supported")
     return values
+
+
+@functools.cache
+def _columns() -> tuple[tuple[str, sa.Column], ...]:
+    """The call's mapped attributes and their columns (read once: the mapper is fixed)."""
+    return tuple((attr.key, attr.columns[0]) for attr in sa.inspect(Interaction).column_attrs)
 
 
 @functools.cache
@@ -114,7 +124,7 @@ def _statement(keys: tuple[str, ...]) -> sa.Select:
     one row of the known customer's id (or NULL) and the new call's id (or NULL)."""
     interactions = Interaction.__table__
     receipts = WebhookReceipt.__table__
-    attrs = {attr.key: attr.columns[0] for attr in sa.inspect(Interaction).column_attrs}
+    attrs = dict(_columns())
     caller = (
         sa.select(CustomerIdentity.customer_id)
         .where(
