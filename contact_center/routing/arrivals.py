@@ -37,6 +37,7 @@ def available(queue: Queue) -> bool:
     session = db.session()
     return (
         db.engine.dialect.name == "postgresql"
+        and _python_defaults_only()
         and sa.inspect(queue).persistent
         and CREATED_DEFAULT_QUEUE not in session.info
         and not (session.new or session.dirty or session.deleted)
@@ -107,9 +108,17 @@ def _column_values(interaction: Interaction) -> dict[str, Any]:
                 values[key] = default.arg(None)
             elif default.is_scalar:
                 values[key] = default.arg
-            else:  # a SQL expression: not supported here, rather than inserted wrongly
-                raise TypeError(f"interactions.{column.name}: only Python defaults are supported")
     return values
+
+
+@functools.cache
+def _python_defaults_only() -> bool:
+    """Whether every column default is a Python value or function, which this path applies
+    itself; a column with a SQL expression default sends calls the ORM way instead."""
+    return all(
+        column.default is None or column.default.is_callable or column.default.is_scalar
+        for _key, column in _columns()
+    )
 
 
 @functools.cache
