@@ -28,14 +28,16 @@ from contact_center.ivr import flows as ivr_flows
 from contact_center.ivr import services as ivr
 from contact_center.ivr.calls import public_url
 from contact_center.ivr.models import IvrFlow
+from contact_center.routing import arrivals
 from contact_center.routing import services as routing
-from contact_center.routing.models import Interaction, Reservation
+from contact_center.routing.models import Interaction, Queue, Reservation
 from webhooks.idempotency import claim, replay
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
 
 TWIML = "text/xml; charset=utf-8"
+HOLD_GREETING = "Thank you for calling. Please hold while we connect you to an agent."
 RECORDING_URL = "/webhooks/twilio/voice/recording"
 SURVEY_URL = "/webhooks/twilio/voice/survey"
 TRANSCRIPTION_URL = "/webhooks/twilio/voice/transcription"
@@ -73,6 +75,11 @@ class _TwilioForm(Schema):
 class IncomingCallForm(_TwilioForm):
     From = fields.String(load_default=None, validate=validate.Length(max=64))
     To = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+# One instance for every request: a schema is stateless once built, and building one
+# (copying its declared fields) costs more than the load itself.
+INCOMING_CALL_FORM = IncomingCallForm()
 
 
 class CallStatusForm(_TwilioForm):
@@ -178,12 +185,16 @@ def incoming_call():
     under a unique CallSid and answer key, so a retry finds out when they are written, and
     then rolls back and gets the stored answer. First deliveries save a query.
     """
-    form = IncomingCallForm().load(request.form)
+    form = INCOMING_CALL_FORM.load(request.form)
     key = f"voice:{form['CallSid']}"
     entry = ivr_flows.call_entry()
     closure, flow = entry.closure, entry.flow
     ivr_path = closure["enabled"] or flow is not None
     queue = None if ivr_path else routing.default_queue()
+    if queue is not None and arrivals.available(queue):
+        answer = _unknown_caller_to_queue(form, key, queue)
+        if answer is not None:
+            return answer
     try:
         # Staged, not yet written: the call and its answer go to the database in one flush
         # (in `claim`, or earlier when the IVR's own queries flush them).
@@ -200,9 +211,7 @@ def incoming_call():
         elif flow is not None:
             body, after = ivr.enter(interaction, flow, flow.definition["start"])
         else:
-            body = ivr.hold_in_queue(
-                queue.name, "Thank you for calling. Please hold while we connect you to an agent."
-            )
+            body = _hold_in_queue(queue)
             after = functools.partial(routing.enqueue, interaction)
     except IntegrityError:
         # A concurrent first delivery of the same call won: answer as it did.
@@ -219,6 +228,45 @@ def incoming_call():
             interaction.id,
         )
     return answer
+
+
+def _hold_in_queue(queue: Queue) -> str:
+    """The <Enqueue> answer for a queue: the same for every call, so built once per process."""
+    answers = current_app.extensions.setdefault("hold_twiml", {})
+    body = answers.get(queue.name)
+    if body is None:
+        body = answers[queue.name] = ivr.hold_in_queue(queue.name, HOLD_GREETING)
+    return body
+
+
+def _unknown_caller_to_queue(form: dict[str, Any], key: str, queue: Queue) -> Response | None:
+    """The one-statement path (see routing.arrivals); None when the caller is a customer."""
+    body = _hold_in_queue(queue)
+    try:
+        interaction = arrivals.record_unknown_caller(
+            form["CallSid"],
+            form["From"],
+            form["To"],
+            queue,
+            answer_key=key,
+            answer_body=body,
+            content_type=TWIML,
+        )
+    except IntegrityError:
+        # A retry, or a concurrent first delivery that won: answer as it was answered.
+        if (earlier := replay(key)) is not None:
+            return earlier
+        raise
+    if interaction is None:
+        return None
+    _after_commit(functools.partial(routing.enqueue, interaction))
+    log.info(
+        "call %s from %s recorded as interaction %s",
+        form["CallSid"],
+        mask(form["From"]),
+        interaction.id,
+    )
+    return _twiml(body)
 
 
 @bp.post("/voice/wait")

@@ -23,6 +23,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from twilio.base.exceptions import TwilioRestException
 
 from contact_center.agents.models import PRESENCES, User
+from contact_center.customers.models import Customer
 from contact_center.customers.services import (
     history,
     identify_caller,
@@ -64,6 +65,8 @@ BUILT_CHECK_S = 1.0
 # How long a process reuses the default queue's row (every call without an IVR flow needs
 # it); queues are created, never changed or deleted, so only a new default waits this long.
 DEFAULT_QUEUE_CACHE_S = 1.0
+# Session.info key: this session created the default queue and may not have committed it.
+CREATED_DEFAULT_QUEUE = "created_default_queue"
 
 
 # ---------------------------------------------------------------- store and queues
@@ -109,6 +112,8 @@ def default_queue() -> Queue:
             return db.session.scalar(query)
         get_store()
         _admit_available_agents()
+        # Not committed yet: statements on other connections must not rely on it.
+        db.session.info[CREATED_DEFAULT_QUEUE] = queue.id
         return queue  # not cached: this transaction may still roll it back
     row = {attr.key: getattr(queue, attr.key) for attr in sa.inspect(Queue).column_attrs}
     current_app.extensions["default_queue"] = (time.monotonic(), row)
@@ -120,7 +125,10 @@ def _session_copy(row: dict[str, Any]) -> Queue:
     existing = db.session.identity_map.get(db.session.identity_key(Queue, row["id"]))
     if existing is not None:
         return existing
-    queue = Queue(**copy.deepcopy(row))  # JSON values are this session's own to change
+    # JSON values (lists, dicts) are this session's own to change; the rest is immutable.
+    queue = Queue(
+        **{k: copy.deepcopy(v) if isinstance(v, list | dict) else v for k, v in row.items()}
+    )
     make_transient_to_detached(queue)  # as if loaded: no history, nothing to write
     db.session.add(queue)
     return queue
@@ -862,6 +870,29 @@ def receive_call(
     the unique CallSid when the session flushes.
     """
     customer = identify_caller(from_number)
+    interaction = new_call(
+        call_sid,
+        from_number,
+        to_number,
+        customer,
+        ivr_flow_id=ivr_flow_id,
+        queue=(queue or default_queue()) if queue_now else None,
+    )
+    db.session.add(interaction)
+    return interaction
+
+
+def new_call(
+    call_sid: str,
+    from_number: str | None,
+    to_number: str | None,
+    customer: Customer | None,
+    *,
+    ivr_flow_id: int | None = None,
+    queue: Queue | None = None,
+) -> Interaction:
+    """An incoming call as a new Interaction, not in the session: waiting in `queue`, or in
+    the IVR when there is none. (The webhook's fast path writes it without the ORM.)"""
     interaction = Interaction(
         channel="voice",
         direction="inbound",
@@ -874,9 +905,8 @@ def receive_call(
         status="ivr",
         ivr_flow_id=ivr_flow_id,
     )
-    if queue_now:
-        queue_waiting(interaction, queue or default_queue())
-    db.session.add(interaction)
+    if queue is not None:
+        queue_waiting(interaction, queue)
     return interaction
 
 
