@@ -196,6 +196,8 @@ def _ticket_status(
     """Self-service: the status of the ticket whose number the caller keyed."""
     number = (digits or "").strip("#*")
     ticket = tickets.ticket_by_number(number) if number.isdigit() else None
+    if ticket is not None and ticket.customer_id not in (None, interaction.customer_id):
+        ticket = None  # another customer's ticket: the same answer as an unknown number
     if ticket is None:
         if attempt <= node["retries"]:
             preface = node["not_found_text"] if number else "Sorry, I did not hear you."

@@ -176,3 +176,20 @@ def test_unknown_ticket_number_is_retried_then_the_caller_is_queued(flow, twilio
     queued = _press(twilio_post, ask, 6, Digits="99999#")
     assert queued.find("Enqueue").text == "General"
     assert _interaction(6).status == "queued"
+
+
+def test_a_caller_hears_only_their_own_customers_tickets(flow, twilio_post):
+    caller = create_customer({"name": "Mei Chen", "phones": ["+447700900321"]})
+    other = create_customer({"name": "Ola Berg", "phones": ["+447700900999"]})
+    theirs = tickets.create_ticket("Card not arrived", "email", customer_id=caller.id)
+    someone_elses = tickets.create_ticket("Address change", "email", customer_id=other.id)
+    db.session.commit()
+    ask = _press(twilio_post, _to_menu(twilio_post, 30, caller="+447700900321"), 30, Digits="4")
+    refused = _press(twilio_post, ask, 30, Digits=f"{someone_elses.number}#")
+    assert "could not find a ticket" in refused.find("Say").text
+    answer = _press(twilio_post, refused, 30, Digits=f"{theirs.number}#")
+    assert " ".join(theirs.number) in " ".join(say.text for say in answer.findall("Say"))
+    # An unidentified caller hears no customer's ticket either.
+    ask = _press(twilio_post, _to_menu(twilio_post, 31, caller="+447700900555"), 31, Digits="4")
+    refused = _press(twilio_post, ask, 31, Digits=f"{theirs.number}#")
+    assert "could not find a ticket" in refused.find("Say").text
