@@ -7,7 +7,6 @@ step's log entry, so a step that loses the race changes nothing) and returns not
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
@@ -25,7 +24,6 @@ from contact_center.sla.clocks import Cycle
 from contact_center.tickets.models import PRIORITIES, Ticket
 from contact_center.tickets.outbound import smtp_send
 
-log = logging.getLogger(__name__)
 ACTION_KINDS = ("notify", "priority", "reassign", "tag", "boost")
 
 

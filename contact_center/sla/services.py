@@ -25,6 +25,7 @@ from contact_center import jobs
 from contact_center.complaints.models import Complaint
 from contact_center.db_types import isoformat, utcnow
 from contact_center.extensions import db
+from contact_center.redis_client import get_redis
 from contact_center.routing.models import Interaction
 from contact_center.sla import clocks, escalations, timers
 from contact_center.sla.calendars import Calendar
@@ -343,14 +344,12 @@ def refresh(
     `rules` and `loaded` (from `load_rules` and `load`) spare the queries when many tickets
     are recomputed together."""
     now = now or utcnow()
-    if ticket.merged_into_id is not None:  # its messages and clocks live on elsewhere
-        _clear(ticket)
-        return Computed(None, [], [])
-    policy = policy_for(ticket, rules)
     loaded = loaded or load([ticket])
     history = loaded.history(ticket)
-    if policy is None and not history.deadlines:
-        _clear(ticket)
+    # A merged ticket's messages and clocks live on in the ticket that absorbed it.
+    policy = policy_for(ticket, rules) if ticket.merged_into_id is None else None
+    if policy is None and (ticket.merged_into_id is not None or not history.deadlines):
+        _clear(ticket, loaded)
         return Computed(None, [], [])
     if policy is not None and ticket.sla_policy_id != policy.id:
         _log(ticket, "applied", policy=policy.name, policy_id=policy.id, priority=ticket.priority)
@@ -394,11 +393,12 @@ def refresh(
     return computed
 
 
-def _clear(ticket: Ticket) -> None:
+def _clear(ticket: Ticket, loaded: Loaded) -> None:
     if ticket.sla_policy_id is not None:
         _log(ticket, "removed", policy_id=ticket.sla_policy_id)
         ticket.sla_policy_id = None
-    db.session.execute(sa.delete(TicketSla).where(TicketSla.ticket_id == ticket.id))
+    for row in loaded.rows.pop(ticket.id, {}).values():
+        db.session.delete(row)
     ticket.next_breach_at = None
     _arm(ticket, None)
 
@@ -524,8 +524,6 @@ def sweep_overdue(now: float) -> int:
 
 def rebuild_timers() -> int:
     """Load the timer set from the tickets' stored wake times (after Redis lost it)."""
-    from contact_center.redis_client import get_redis
-
     with get_redis().lock(timers.REBUILD_LOCK, timeout=60, blocking_timeout=60):
         if timers.is_built():
             return 0
@@ -576,8 +574,9 @@ def _locked(ticket_ids: list[int]) -> list[Ticket]:
 
 def _run_timers(ticket_ids: list[int], rules: list[Rules]) -> str:
     tickets = _locked(ticket_ids)
-    for gone in set(ticket_ids) - {t.id for t in tickets}:
-        timers.arm(gone, None)
+    gone = set(ticket_ids) - {t.id for t in tickets}
+    if gone:
+        timers.arm_many(dict.fromkeys(gone))
     now = utcnow()
     loaded = load(tickets)
     notices: list[escalations.Notice] = []
@@ -695,11 +694,7 @@ def clock_view(row: TicketSla, now: datetime | None = None) -> dict[str, Any]:
 
 def ticket_clocks(ticket: Ticket) -> list[dict[str, Any]]:
     """Every clock of a ticket (latest cycle of each metric first in metric order)."""
-    rows = db.session.scalars(
-        sa.select(TicketSla)
-        .where(TicketSla.ticket_id == ticket.id)
-        .order_by(TicketSla.metric, TicketSla.cycle.desc())
-    ).all()
+    rows = db.session.scalars(sa.select(TicketSla).where(TicketSla.ticket_id == ticket.id))
     order = {m: i for i, m in enumerate(clocks.METRICS + clocks.DEADLINE_METRICS)}
     rows = sorted(rows, key=lambda r: (order.get(r.metric, 99), -r.cycle))
     return [clock_view(r) for r in rows]

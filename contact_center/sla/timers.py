@@ -31,17 +31,8 @@ return due
 """
 
 
-def arm(ticket_id: int, wake_at: datetime | None) -> None:
-    """Set (or clear) when the ticket's clocks next need a look."""
-    client = get_redis()
-    if wake_at is None:
-        client.zrem(TIMERS, ticket_id)
-    else:
-        client.zadd(TIMERS, {str(ticket_id): wake_at.timestamp()})
-
-
 def arm_many(wake_times: dict[int, datetime | None]) -> None:
-    """`arm` for many tickets in one round trip."""
+    """Set (or clear, for None) when each ticket's clocks next need a look: one round trip."""
     pipe = get_redis().pipeline(transaction=False)
     for ticket_id, wake_at in wake_times.items():
         if wake_at is None:
@@ -86,8 +77,3 @@ def load(entries: list[tuple[int, datetime]]) -> None:
         pipe.zadd(TIMERS, {str(tid): at.timestamp() for tid, at in chunk})
     pipe.set(BUILT, 1)
     pipe.execute()
-
-
-def size() -> int:
-    """How many tickets are armed."""
-    return int(get_redis().zcard(TIMERS))
