@@ -394,10 +394,13 @@ def refresh(
 
 
 def _clear(ticket: Ticket, loaded: Loaded) -> None:
-    if ticket.sla_policy_id is not None:
+    rows = loaded.rows.pop(ticket.id, {})
+    # A deleted policy may already have nulled sla_policy_id (ON DELETE SET NULL): the
+    # clocks it left are what says something was removed.
+    if ticket.sla_policy_id is not None or rows:
         _log(ticket, "removed", policy_id=ticket.sla_policy_id)
         ticket.sla_policy_id = None
-    for row in loaded.rows.pop(ticket.id, {}).values():
+    for row in rows.values():
         db.session.delete(row)
     ticket.next_breach_at = None
     _arm(ticket, None)

@@ -452,3 +452,16 @@ def test_an_overdue_ticket_redis_forgot_is_swept_back(app, client, admin, agent,
     assert sla.poll_due() == 1
     run_jobs()
     assert tags_of(ticket_id) == ["late"]
+
+
+def test_deleting_the_policy_removes_its_clocks(app, client, admin, agent, run_jobs):
+    policy = add_policy(client, admin)
+    ticket_id = open_ticket(client, agent)
+    assert len(sla_of(client, agent, ticket_id)["clocks"]) == 1
+    deleted = client.delete(f"/api/v1/sla/policies/{policy['id']}", headers=admin)
+    assert deleted.status_code == 204
+    run_jobs()
+    view = sla_of(client, agent, ticket_id)
+    assert view["clocks"] == [] and view["policy_id"] is None
+    assert kinds(view)[-1] == "removed"
+    assert db.session.get(Ticket, ticket_id).next_breach_at is None
