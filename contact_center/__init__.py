@@ -145,6 +145,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from contact_center.agents.api import agents_blp as agents_api
     from contact_center.agents.api import blp as auth_api
     from contact_center.cli import register_cli
     from contact_center.complaints.api import blp as complaints_api
@@ -165,6 +166,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         auth_api,
+        agents_api,
         customers_api,
         routing_api,
         ivr_api,
@@ -177,7 +179,8 @@ def _register_blueprints(app: Flask) -> None:
         sla_api,
     ):
         api.register_blueprint(blueprint)
-        csrf.exempt(blueprint)  # bearer tokens, not cookies, authorise API writes
+        # A bearer token, or the session plus X-CSRFToken (agents/auth.py), authorises writes.
+        csrf.exempt(blueprint)
     for webhooks in (twilio_webhooks, email_webhooks):
         csrf.exempt(webhooks)  # signed or authenticated by the provider instead
         app.register_blueprint(webhooks)

@@ -1,4 +1,4 @@
-"""Column types and time helpers shared by the domain models."""
+"""Column types, time and query helpers shared by the domain models."""
 
 from __future__ import annotations
 
@@ -38,3 +38,12 @@ class UTCDateTime(sa.TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+def contains(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
+    """`column` contains `text`, case-insensitively, wildcards in `text` taken literally."""
+    return column.ilike(f"%{_escape_like(text)}%", escape="\\")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

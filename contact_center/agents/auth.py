@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import g, request
 from flask_login import current_user
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError as CSRFError
 
 from contact_center.agents.models import User
 from contact_center.agents.services import token_record
@@ -26,10 +28,10 @@ def bearer_token() -> str | None:
 
 
 def request_user() -> User | None:
-    """The user behind this API request: a bearer token, or the session on safe methods.
+    """The user behind this API request: a bearer token, or the login session.
 
-    Session cookies are only trusted for reads: state changes need a token, which a
-    cross-site form cannot send, so the API needs no CSRF token.
+    A session is trusted for reads; for a change it must come with the page's CSRF token
+    in `X-CSRFToken` (the console's scripts send it), which a cross-site form cannot send.
     """
     token = bearer_token()
     if token is not None:
@@ -38,9 +40,19 @@ def request_user() -> User | None:
             return None
         g.api_token = record
         return record.user
-    if request.method in SAFE_METHODS and current_user.is_authenticated:
-        return current_user._get_current_object()
-    return None
+    if not current_user.is_authenticated:
+        return None
+    if request.method not in SAFE_METHODS:
+        csrf_token = request.headers.get("X-CSRFToken")
+        if csrf_token is None:
+            return None
+        try:
+            validate_csrf(csrf_token)
+        except CSRFError as exc:
+            raise APIError(
+                403, "The page's security token has expired: reload the page.", "csrf_failed"
+            ) from exc
+    return current_user._get_current_object()
 
 
 def require_role(role: str) -> Callable:

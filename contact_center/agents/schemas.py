@@ -15,3 +15,20 @@ class TokenRequestSchema(Schema):
 class TokenSchema(Schema):
     token = fields.String(required=True)
     expires_at = UTCDateTime(required=True)
+
+
+class AgentDirectoryQuerySchema(Schema):
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=80))
+    available = fields.Boolean(
+        load_default=False, metadata={"description": "Only agents free to take a call now"}
+    )
+
+
+class AgentEntrySchema(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    display_name = fields.String()
+    team = fields.String(allow_none=True)
+    role = fields.String()
+    status = fields.String()
+    presence = fields.String()

@@ -11,7 +11,7 @@ from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from contact_center.agents.models import DEFAULT_CAPACITY, ROLES, AgentSkill, ApiToken, User
-from contact_center.db_types import utcnow
+from contact_center.db_types import contains, utcnow
 from contact_center.errors import APIError, Conflict
 from contact_center.extensions import db
 
@@ -119,3 +119,20 @@ def revoke_token(record: ApiToken, when: datetime | None = None) -> None:
     """Revoke a token so it authenticates nothing more."""
     record.revoked_at = when or utcnow()
     db.session.commit()
+
+
+def directory(query: str | None = None, available_only: bool = False) -> list[User]:
+    """Active users who take calls, by name; optionally only those available now."""
+    statement = (
+        sa.select(User)
+        .where(User.is_active_user.is_(True))
+        .order_by(User.display_name, User.id)
+        .limit(200)
+    )
+    if query:
+        statement = statement.where(
+            sa.or_(contains(User.display_name, query), contains(User.username, query))
+        )
+    if available_only:
+        statement = statement.where(User.status == "available")
+    return list(db.session.scalars(statement))

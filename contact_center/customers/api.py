@@ -15,6 +15,8 @@ from contact_center.customers.schemas import (
     ImportQuerySchema,
     ImportReportSchema,
     JobSchema,
+    NoteCreateSchema,
+    NoteSchema,
     ScreenPopSchema,
     TiersSchema,
 )
@@ -69,6 +71,16 @@ def update_customer(data: dict, customer_id: int):
 def customer_history(customer_id: int):
     """The screen pop: open tickets, complaints, recent interactions, notes, satisfaction."""
     return services.history(customer_id)
+
+
+@blp.post("/<int:customer_id>/notes")
+@require_role("agent")
+@blp.arguments(NoteCreateSchema)
+@blp.response(201, NoteSchema)
+def add_customer_note(data: dict, customer_id: int):
+    """Add a note to the customer's record (shown in every later screen pop)."""
+    note = services.add_note(services.get_customer(customer_id), g.user, data["text"])
+    return services.note_view(note)
 
 
 class CallCustomerSchema(Schema):

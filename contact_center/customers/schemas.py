@@ -107,6 +107,10 @@ class NoteSchema(Schema):
     text = fields.String()
 
 
+class NoteCreateSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+
+
 class SatisfactionSchema(Schema):
     last = fields.Integer(allow_none=True)
     average = fields.Float(allow_none=True)

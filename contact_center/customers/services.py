@@ -11,8 +11,10 @@ from flask import current_app
 from contact_center.agents.models import User
 from contact_center.customers import screen_pop
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
+from contact_center.db_types import contains, isoformat
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
+from contact_center.tickets.models import Ticket
 
 
 def normalise_phone(raw: str, region: str | None = None) -> str | None:
@@ -143,23 +145,23 @@ def identify_caller(raw_number: str | None) -> Customer | None:
 
 
 def search_customers(query: str | None, limit: int = 50, offset: int = 0) -> list[Customer]:
-    """Customers whose name contains `query`, or who own it as a phone (any format) or email."""
+    """Customers whose name contains `query`, who own it as a phone (any format) or email, or
+    whose ticket has it as its number."""
     statement = sa.select(Customer).order_by(Customer.name, Customer.id)
     query = (query or "").strip()
     if query:
-        conditions = [Customer.name.ilike(f"%{_escape_like(query)}%", escape="\\")]
+        conditions = [contains(Customer.name, query)]
         phone = normalise_phone(query) if any(ch.isdigit() for ch in query) else None
         if phone:
             conditions.append(_has_identity("phone", phone))
         email = normalise_email(query)
         if email:
             conditions.append(_has_identity("email", email))
+        conditions.append(
+            Customer.id.in_(sa.select(Ticket.customer_id).where(Ticket.number == query.lstrip("#")))
+        )
         statement = statement.where(sa.or_(*conditions))
     return list(db.session.scalars(statement.limit(limit).offset(offset)))
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _has_identity(kind: str, value: str) -> sa.ColumnElement[bool]:
@@ -251,3 +253,12 @@ def add_note(customer: Customer, author: User | None, text: str) -> CustomerNote
     db.session.add(note)
     db.session.commit()
     return note
+
+
+def note_view(note: CustomerNote) -> dict[str, Any]:
+    """A note as the screen pop shows it: {at, author, text}."""
+    return {
+        "at": isoformat(note.created_at),
+        "author": note.author.display_name if note.author else None,
+        "text": note.text,
+    }

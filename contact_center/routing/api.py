@@ -7,7 +7,8 @@ from flask import g
 from flask_smorest import Blueprint
 
 from contact_center.agents.auth import require_role
-from contact_center.errors import Conflict, NotFound
+from contact_center.customers.models import Customer
+from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
 from contact_center.routing import services
 from contact_center.routing.models import Interaction, Queue, Reservation
@@ -15,6 +16,7 @@ from contact_center.routing.schemas import (
     EstimateSchema,
     EventsQuerySchema,
     InteractionSchema,
+    InteractionUpdateSchema,
     QueueCreateSchema,
     QueueSchema,
     QueueWithStatsSchema,
@@ -83,6 +85,26 @@ def get_interaction(interaction_id: int):
         **services.interaction_payload(interaction),
         "reservations": [services.reservation_payload(r) for r in reservations],
     }
+
+
+@blp.patch("/interactions/<int:interaction_id>")
+@require_role("agent")
+@blp.arguments(InteractionUpdateSchema)
+@blp.response(200, InteractionSchema)
+def identify_interaction(data: dict, interaction_id: int):
+    """Say who the customer is (an unknown caller matched or just created) on work in hand.
+
+    The interaction's agent, or a supervisor; its ticket, if it has none, gets the customer too.
+    """
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or not (
+        g.user.has_role("supervisor") or interaction.agent_id == g.user.id
+    ):
+        raise NotFound("No such interaction.")
+    customer = db.session.get(Customer, data["customer_id"])
+    if customer is None:
+        raise APIError(422, "Unknown customer.", fields={"customer_id": ["No such customer."]})
+    return services.interaction_payload(services.identify(interaction, customer, g.user.id))
 
 
 @blp.get("/routing/events")

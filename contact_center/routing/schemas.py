@@ -107,6 +107,10 @@ class ReservationSchema(Schema):
     decision = fields.Dict(metadata={"description": "Why this agent: step, candidates, scores"})
 
 
+class InteractionUpdateSchema(Schema):
+    customer_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
 class InteractionSchema(Schema):
     id = fields.Integer()
     channel = fields.String()

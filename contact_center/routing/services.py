@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from twilio.base.exceptions import TwilioRestException
 
+from contact_center import audit
 from contact_center.agents.models import PRESENCES, User
 from contact_center.customers.models import Customer
 from contact_center.customers.services import (
@@ -48,6 +49,7 @@ from contact_center.routing.store import (
     personal_key,
     waiting_key,
 )
+from contact_center.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -456,6 +458,25 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
         "ticket_id": interaction.ticket_id,
         "consult_agent_id": interaction.consult_agent_id,
     }
+
+
+def identify(interaction: Interaction, customer: Customer, actor_id: int) -> Interaction:
+    """Set the interaction's customer (and its ticket's, if that has none); audited."""
+    before = interaction.customer_id
+    interaction.customer_id = customer.id
+    ticket = db.session.get(Ticket, interaction.ticket_id) if interaction.ticket_id else None
+    if ticket is not None and ticket.customer_id is None:
+        ticket.customer_id = customer.id
+    audit.record(
+        "interaction.identified",
+        "interaction",
+        interaction.id,
+        actor_id=actor_id,
+        before={"customer_id": before},
+        after={"customer_id": customer.id},
+    )
+    db.session.commit()
+    return interaction
 
 
 def screen_pop(interaction: Interaction) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from contact_center.fields import UTCDateTime
 from contact_center.tickets.models import PRIORITIES, STATUSES, TYPES
-from contact_center.tickets.services import linked_ids
+from contact_center.tickets.services import SLA_STATES, linked_ids
 
 _tags = fields.List(
     fields.String(validate=validate.Regexp(r"^[a-z0-9_:-]{1,40}$", error="Tags: a-z 0-9 _ : -")),
@@ -14,8 +14,27 @@ _custom = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=60)
 
 
 class TicketQuerySchema(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    q = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "A ticket number, or words in the subject"},
+    )
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf((*STATUSES, "unsolved")),
+        metadata={"description": "A status, or unsolved (new, open, pending or on hold)"},
+    )
     customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    queue_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    assignee_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    sla = fields.String(
+        load_default=None,
+        validate=validate.OneOf(SLA_STATES),
+        metadata={
+            "description": "breached (a deadline has passed), due_soon (within an hour), "
+            "on_track, or none (no running clock)"
+        },
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from contact_center import audit
 from contact_center.agents.models import User
 from contact_center.customers.services import mask
-from contact_center.db_types import isoformat, utcnow
+from contact_center.db_types import contains, isoformat, utcnow
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction, Queue
@@ -185,16 +185,49 @@ def open_tickets_summary(customer_id: int, limit: int = 10) -> list[dict[str, An
     ]
 
 
+SLA_STATES = ("breached", "due_soon", "on_track", "none")
+DUE_SOON = timedelta(hours=1)
+
+
 def list_tickets(
-    status: str | None = None, customer_id: int | None = None, limit: int = 50, offset: int = 0
+    status: str | None = None,
+    customer_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    *,
+    q: str | None = None,
+    queue_id: int | None = None,
+    assignee_id: int | None = None,
+    sla: str | None = None,
 ) -> list[Ticket]:
-    """Tickets, newest first, optionally by status or customer."""
-    query = sa.select(Ticket).order_by(Ticket.id.desc()).limit(limit).offset(offset)
-    if status:
+    """Tickets, newest first (by next deadline when filtered by SLA state), filtered."""
+    query = sa.select(Ticket).limit(limit).offset(offset)
+    if status == "unsolved":
+        query = query.where(Ticket.status.in_(OPEN_STATUSES))
+    elif status:
         query = query.where(Ticket.status == status)
     if customer_id:
         query = query.where(Ticket.customer_id == customer_id)
-    return list(db.session.scalars(query))
+    if queue_id:
+        query = query.where(Ticket.queue_id == queue_id)
+    if assignee_id:
+        query = query.where(Ticket.assignee_id == assignee_id)
+    if q:
+        words = q.strip().lstrip("#")
+        query = query.where(sa.or_(Ticket.number == words, contains(Ticket.subject, words)))
+    if sla is None:
+        return list(db.session.scalars(query.order_by(Ticket.id.desc())))
+    now = utcnow()
+    due = Ticket.next_breach_at
+    query = query.where(
+        {
+            "breached": due <= now,
+            "due_soon": sa.and_(due > now, due <= now + DUE_SOON),
+            "on_track": due > now + DUE_SOON,
+            "none": due.is_(None),
+        }[sla]
+    )
+    return list(db.session.scalars(query.order_by(due.asc(), Ticket.id.desc())))
 
 
 # ---------------------------------------------------------------- lifecycle

@@ -94,3 +94,26 @@ def test_session_login_reads_but_cannot_write_without_token(client, create_user)
     assert client.get("/api/v1/customers").status_code == 200
     write = client.post("/api/v1/customers", json={"name": "Someone"})
     assert write.status_code == 401
+
+
+def test_session_writes_with_the_pages_csrf_token_and_not_with_a_forged_one(client, create_user):
+    create_user("alice")
+    page = client.get("/login")
+    token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1]
+    csrf = token.split('"')[0]
+    client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf})
+    console = client.get("/agent").get_data(as_text=True)
+    page_token = console.split('<meta name="csrf-token" content="')[1].split('"')[0]
+
+    forged = client.post(
+        "/api/v1/customers", json={"name": "Forged"}, headers={"X-CSRFToken": "x" + page_token}
+    )
+    assert forged.status_code == 403
+    assert forged.get_json()["error"]["code"] == "csrf_failed"
+    assert client.get("/api/v1/customers?q=Forged").get_json() == []
+
+    made = client.post(
+        "/api/v1/customers", json={"name": "Real"}, headers={"X-CSRFToken": page_token}
+    )
+    assert made.status_code == 201
+    assert made.get_json()["name"] == "Real"
