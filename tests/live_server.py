@@ -40,15 +40,18 @@ class LiveServer:
         self, path: str, params: dict[str, str], headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
         """POST a form to the live server over real HTTP; (status, body)."""
+        return self.post(
+            path,
+            urlencode(params).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
+        )
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POST a body to the live server over real HTTP; (status, body)."""
         parts = urlsplit(self.url)
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         try:
-            connection.request(
-                "POST",
-                path,
-                body=urlencode(params),
-                headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
-            )
+            connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
             return response.status, response.read()
         finally:

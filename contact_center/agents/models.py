@@ -15,6 +15,21 @@ ROLES = ("agent", "supervisor", "admin")
 # A role includes the permissions of the roles before it.
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 PRESENCES = ("available", "away", "offline")
+# Reason codes the console offers (the server takes any short reason): going away, declining.
+AWAY_REASONS = (
+    ("break", "Break"),
+    ("lunch", "Lunch"),
+    ("meeting", "Meeting"),
+    ("training", "Training"),
+    ("coaching", "Coaching"),
+    ("admin", "Admin work"),
+)
+REJECT_REASONS = (
+    ("busy", "Busy with other work"),
+    ("wrong_skill", "Not my skill or language"),
+    ("technical_problem", "Technical problem"),
+    ("stepping_away", "Stepping away"),
+)
 AGENT_STATUSES = ("offline", "available", "reserved", "busy", "wrapup", "away")
 DEFAULT_CAPACITY = {"voice": 1, "email": 3, "callback": 1}
 

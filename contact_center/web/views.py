@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from contact_center.agents.models import User
+from contact_center.agents.models import AWAY_REASONS, REJECT_REASONS, User
 from contact_center.agents.services import authenticate, end_sessions
 from contact_center.extensions import db, login_manager
 
@@ -82,4 +82,9 @@ def logout():
 def agent_console():
     if not current_user.has_role("agent"):
         abort(403)
-    return render_template("agent.html", logout_form=LogoutForm())
+    return render_template(
+        "agent.html",
+        logout_form=LogoutForm(),
+        away_reasons=AWAY_REASONS,
+        reject_reasons=REJECT_REASONS,
+    )

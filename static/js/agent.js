@@ -38,110 +38,10 @@
     wrapup: ["Wrap-up", "Finish wrap-up to receive the next call."],
   };
 
-  // ---------------------------------------------------------------- small DOM helpers
-
-  function $(id) {
-    return document.getElementById(id);
-  }
-
-  /* h("div", {className: "x", dataset: {a: 1}}, "text", child, [more]) -> element.
-   * Strings become text nodes: nothing given here is ever parsed as HTML. */
-  function h(tag, props) {
-    var node = document.createElement(tag);
-    if (props) {
-      Object.keys(props).forEach(function (key) {
-        var value = props[key];
-        if (value === null || value === undefined || value === false) return;
-        if (key === "dataset") {
-          Object.keys(value).forEach(function (k) { node.dataset[k] = String(value[k]); });
-        } else if (key === "className" || key === "textContent" || key === "title" || key === "hidden") {
-          node[key] = value;
-        } else {
-          node.setAttribute(key, String(value));
-        }
-      });
-    }
-    for (var i = 2; i < arguments.length; i++) append(node, arguments[i]);
-    return node;
-  }
-
-  function append(node, child) {
-    if (child === null || child === undefined || child === false) return;
-    if (Array.isArray(child)) {
-      child.forEach(function (c) { append(node, c); });
-    } else if (child instanceof Node) {
-      node.appendChild(child);
-    } else {
-      node.appendChild(document.createTextNode(String(child)));
-    }
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function show(node, visible) {
-    node.hidden = !visible;
-  }
-
-  // ---------------------------------------------------------------- formatting
-
-  function parseTime(iso) {
-    if (!iso) return null;
-    var t = Date.parse(iso);
-    return isNaN(t) ? null : new Date(t);
-  }
-
-  function timeOfDay(iso) {
-    var d = parseTime(iso);
-    return d ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "–";
-  }
-
-  function dateTime(iso) {
-    var d = parseTime(iso);
-    if (!d) return "–";
-    return d.toLocaleString([], { year: "numeric", month: "short", day: "numeric",
-                                  hour: "2-digit", minute: "2-digit" });
-  }
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined || isNaN(seconds)) return "–";
-    seconds = Math.max(0, Math.floor(seconds));
-    var hrs = Math.floor(seconds / 3600);
-    var min = Math.floor((seconds % 3600) / 60);
-    var sec = seconds % 60;
-    var mm = (hrs ? String(min).padStart(2, "0") : String(min));
-    var out = mm + ":" + String(sec).padStart(2, "0");
-    return hrs ? hrs + ":" + out : out;
-  }
-
-  function shortDuration(seconds) {
-    seconds = Math.max(0, Math.floor(seconds));
-    if (seconds < 60) return seconds + "s";
-    if (seconds < 3600) return Math.floor(seconds / 60) + "m " + (seconds % 60) + "s";
-    return Math.floor(seconds / 3600) + "h " + Math.floor((seconds % 3600) / 60) + "m";
-  }
-
-  function money(value) {
-    if (value === null || value === undefined || value === "") return "–";
-    var n = Number(value);
-    if (!isFinite(n)) return String(value);
-    return n.toLocaleString([], { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  }
-
-  function humanise(value) {
-    if (value === null || value === undefined || value === "") return "–";
-    var text = String(value).replace(/_/g, " ");
-    return text.charAt(0).toUpperCase() + text.slice(1);
-  }
-
-  function initials(name) {
-    var parts = String(name || "").trim().split(/\s+/).filter(Boolean);
-    if (!parts.length) return "?";
-    var first = parts[0].charAt(0);
-    var last = parts.length > 1 ? parts[parts.length - 1].charAt(0) : "";
-    return (first + last).toUpperCase();
-  }
+  var $ = CC.$, h = CC.h, append = CC.append, clear = CC.clear, show = CC.show;
+  var parseTime = CC.parseTime, timeOfDay = CC.timeOfDay, dateTime = CC.dateTime;
+  var duration = CC.duration, shortDuration = CC.shortDuration, money = CC.money;
+  var humanise = CC.humanise, initials = CC.initials;
 
   // ---------------------------------------------------------------- toast and activity
 
@@ -288,7 +188,10 @@
     unlockAudio();
     var buttons = document.querySelectorAll("[data-set-status]");
     buttons.forEach(function (b) { b.dataset.pending = "1"; b.disabled = true; });
-    socket.timeout(ACK_TIMEOUT_MS).emit("set_status", { status: status }, function (err, ack) {
+    var payload = { status: status };
+    if (status === "away") payload.reason = $("away-reason").value;
+    if (status === "available") askNotificationPermission();
+    socket.timeout(ACK_TIMEOUT_MS).emit("set_status", payload, function (err, ack) {
       buttons.forEach(function (b) { delete b.dataset.pending; });
       if (err || !ack || !ack.ok) {
         toast(errorMessage(err, ack, "Could not change your status."), "error");
@@ -368,7 +271,7 @@
   function unknownCaller(pop, interaction) {
     var written = isWritten(interaction);
     var suggestions = (pop.suggestions || []).map(function (s) {
-      return h("li", { className: "suggestion" },
+      return h("li", { className: "suggestion", dataset: { customerId: s.id } },
         h("span", { className: "suggestion-name" }, s.name),
         h("span", { className: "muted small" }, " #" + s.id + (s.reason ? " · " + s.reason : "")));
     });
@@ -497,7 +400,7 @@
       h("div", { className: "pop-columns" },
         section("Open tickets", ticketsList(pop.open_tickets)),
         section("Complaints", complaintsList(pop.complaints))),
-      section("Notes", notesList(pop.notes)));
+      section("Notes", notesList(pop.notes), "pop-notes"));
     append(container, h("div", { className: "pop-grid" }, side, history));
   }
 
@@ -535,6 +438,7 @@
     state.offersById[offer.reservation_id] = offer;
     state.offers.push(offer);
     activity("Offer: " + callerName(offer.screen_pop, offer.interaction), "offer");
+    notify(offer);
     if (state.offers.length === 1) renderOffer();
   }
 
@@ -555,6 +459,7 @@
   function renderOffer() {
     var offer = state.offers[0];
     stopRinging();
+    show($("reject-form"), false);
     if (!offer) {
       show($("offer"), false);
       document.title = titleBase;
@@ -577,6 +482,24 @@
     countdownTimer = setInterval(tickCountdown, 250);
     beep();
     ringTimer = setInterval(beep, RING_EVERY_MS);
+  }
+
+  function askNotificationPermission() {
+    if (!("Notification" in window) || Notification.permission !== "default") return;
+    try { Notification.requestPermission().catch(function () {}); } catch (e) { /* old API */ }
+  }
+
+  /* A desktop notification when the console is not in view (if the agent allowed them). */
+  function notify(offer) {
+    if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
+    try {
+      var note = new Notification("Incoming " + channelName((offer.interaction || {}).channel || "voice").toLowerCase(), {
+        body: callerName(offer.screen_pop, offer.interaction) + " · " + offerMeta(offer.interaction),
+        tag: "offer-" + offer.reservation_id,
+        requireInteraction: true,
+      });
+      note.onclick = function () { window.focus(); note.close(); };
+    } catch (e) { /* notifications are a nicety */ }
   }
 
   function stopRinging() {
@@ -627,12 +550,21 @@
     });
   }
 
+  /* Decline asks why first (the reason goes into the routing record). */
+  function askRejectReason() {
+    if (!state.offers.length) return;
+    show($("reject-form"), true);
+    $("reject-reason").focus();
+  }
+
   function rejectOffer() {
     var offer = state.offers[0];
     if (!offer) return;
+    show($("reject-form"), false);
     $("accept-offer").disabled = true;
     $("reject-offer").disabled = true;
-    socket.timeout(ACK_TIMEOUT_MS).emit("reject", { reservation_id: offer.reservation_id }, function (err, ack) {
+    var payload = { reservation_id: offer.reservation_id, reason: $("reject-reason").value || null };
+    socket.timeout(ACK_TIMEOUT_MS).emit("reject", payload, function (err, ack) {
       if (err || !ack || !ack.ok) {
         toast(errorMessage(err, ack, "Could not decline the offer."), "error");
         if (!err) dropOffer(offer.reservation_id);
@@ -666,13 +598,19 @@
       interaction: { id: id },
       screenPop: null,
       status: "connecting",
-      draft: { disposition: "", notes: "" },
+      // Kept in this browser as it is typed, so a reload or a crash loses nothing.
+      draft: { disposition: CC.drafts.get(draftKey(id, "disposition")),
+               notes: CC.drafts.get(draftKey(id, "notes")) },
       dirty: false,          // the draft has changes the server has not got
       outcomeSaved: false,   // `complete` went through (or the server has a disposition)
       pending: false,        // a complete / wrapup_done is on its way
       finishing: false,      // wrapup_done is on its way: "ended" closes the item
       takenAt: Date.now(),
     };
+  }
+
+  function draftKey(id, field) {
+    return "interaction:" + id + ":" + field;
   }
 
   function itemById(id) {
@@ -693,7 +631,8 @@
     var before = item ? item.status : null;
     if (!item) {
       item = newItem(interaction.id);
-      if (interaction.disposition) {
+      item.dirty = Boolean(item.draft.notes || item.draft.disposition);
+      if (interaction.disposition && !item.draft.disposition) {
         item.draft.disposition = interaction.disposition;
         item.outcomeSaved = true;
       }
@@ -836,6 +775,8 @@
     if (!item) return;
     state.items = state.items.filter(function (i) { return i.id !== id; });
     if (item.reservationId) delete state.offersById[item.reservationId];
+    CC.drafts.set(draftKey(id, "disposition"), "");
+    CC.drafts.set(draftKey(id, "notes"), "");
     if (state.selectedId === id) state.selectedId = state.items.length ? state.items[0].id : null;
     renderWork();
   }
@@ -919,6 +860,7 @@
     if (!item) {
       show(panel, false);
       shown.popFor = shown.formFor = null;
+      document.dispatchEvent(new CustomEvent("cc:work", { detail: { item: null } }));
       return;
     }
     var channel = channelOf(item);
@@ -936,8 +878,13 @@
     $("call-timer").setAttribute("aria-label", voice ? "Call duration" : "Time open");
 
     if (shown.popFor !== item.id || shown.popVersion !== item.popVersion) {
-      if (item.screenPop) renderPop($("current-pop"), item.screenPop, item.interaction);
-      else clear($("current-pop"));
+      if (item.screenPop) {
+        renderPop($("current-pop"), item.screenPop, item.interaction);
+        // workspace.js adds what the agent can do on it (notes, identify an unknown caller)
+        document.dispatchEvent(new CustomEvent("cc:pop", { detail: { item: item, container: $("current-pop") } }));
+      } else {
+        clear($("current-pop"));
+      }
       show($("current-pop"), Boolean(item.screenPop));
       shown.popFor = item.id;
       shown.popVersion = item.popVersion;
@@ -966,6 +913,7 @@
     $("notes").disabled = item.pending;
     $("wrapup-hint").textContent = hintFor(item);
     show(panel, true);
+    document.dispatchEvent(new CustomEvent("cc:work", { detail: { item: item } }));
   }
 
   function hintFor(item) {
@@ -1043,6 +991,8 @@
       }
       item.outcomeSaved = true;
       item.dirty = false;
+      CC.drafts.set(draftKey(item.id, "disposition"), "");
+      CC.drafts.set(draftKey(item.id, "notes"), "");
       if (ack.interaction) upsertItem(ack.interaction);
       var what = disposition ? ": " + humanise(disposition) : "";
       activity((wasLive ? "Completed " : "Outcome saved for ") + itemName(item) + what, "call");
@@ -1086,6 +1036,8 @@
     if (disposition === item.draft.disposition && notes === item.draft.notes) return;
     item.draft.disposition = disposition;
     item.draft.notes = notes;
+    CC.drafts.set(draftKey(item.id, "disposition"), disposition);
+    CC.drafts.set(draftKey(item.id, "notes"), notes);
     if (!item.dirty) {
       item.dirty = true;
       if (item.status === "wrapup") $("wrapup-hint").textContent = hintFor(item);
@@ -1138,7 +1090,36 @@
     button.addEventListener("click", function () { setStatus(button.dataset.setStatus); });
   });
   $("accept-offer").addEventListener("click", acceptOffer);
-  $("reject-offer").addEventListener("click", rejectOffer);
+  $("reject-offer").addEventListener("click", askRejectReason);
+  $("reject-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    rejectOffer();
+  });
+  $("cancel-reject").addEventListener("click", function () {
+    show($("reject-form"), false);
+    $("reject-offer").focus();
+  });
+  $("logout-form").addEventListener("submit", function () { CC.drafts.clearAll(); });
+
+  /* Keyboard: Alt+A accept, Alt+D decline, Alt+W finish wrap-up, Alt+E end the call,
+   * "/" search (outside text fields). */
+  document.addEventListener("keydown", function (event) {
+    var typing = event.target.closest && event.target.closest("input, textarea, select");
+    if (event.key === "/" && !typing && !event.altKey && !event.ctrlKey && !event.metaKey) {
+      event.preventDefault();
+      $("search-q").focus();
+      return;
+    }
+    if (!event.altKey || event.ctrlKey || event.metaKey) return;
+    var key = event.key.toLowerCase();
+    var item = selectedItem();
+    if (key === "a" && state.offers.length && !$("accept-offer").disabled) acceptOffer();
+    else if (key === "d" && state.offers.length && !$("reject-offer").disabled) askRejectReason();
+    else if (key === "w" && item && (item.status === "wrapup" || item.status === "ended")) finishWrapup(item);
+    else if (key === "e" && item && LIVE.indexOf(item.status) >= 0) complete(item, null);
+    else return;
+    event.preventDefault();
+  });
   $("wrapup-form").addEventListener("submit", function (event) {
     event.preventDefault();
     var item = selectedItem();
@@ -1172,6 +1153,26 @@
   });
   $("toast-close").addEventListener("click", function () { show($("toast"), false); });
   $("user-initials").textContent = initials($("user-name").textContent);
+
+  /* What workspace.js builds on: the socket, the selected work, and ways to update it. */
+  CC.console = {
+    socket: socket,
+    selected: selectedItem,
+    toast: toast,
+    activity: activity,
+    renderPop: renderPop,
+    callerName: callerName,
+    complete: function (item) { complete(item, null); },
+    /* A fresh screen pop for an item (after a note, or once an unknown caller is known). */
+    setScreenPop: function (id, pop) {
+      upsertItem({ id: id }, { screenPop: pop });
+      renderWork();
+    },
+    updateInteraction: function (interaction) {
+      upsertItem(interaction);
+      renderWork();
+    },
+  };
 
   setInterval(function () { tickStatus(); tickWork(); }, 1000);
   renderStatus();

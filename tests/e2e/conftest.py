@@ -2,12 +2,17 @@
 
 `live_server` (tests/conftest.py, tests/live_server.py) serves the test app from a
 background thread, so the browser, the signed webhooks and the test share one app.
+Screenshots of the steps go to `test-results/e2e/` (or `$TEST_ARTIFACTS_DIR/e2e/`), for
+people to look at; the tests never compare them.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import (
@@ -32,6 +37,22 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+ARTIFACTS = (
+    Path(
+        os.environ.get("TEST_ARTIFACTS_DIR") or Path(__file__).resolve().parents[2] / "test-results"
+    )
+    / "e2e"
+)
+
+
+def save_screenshot(page: Page, name: str) -> Path:
+    """Save the whole page as `<name>.png` among the test artefacts; returns the path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / (re.sub(r"[^\w.-]+", "-", name).strip("-") + ".png")
+    page.screenshot(path=path, full_page=True)
+    return path
+
+
 # Generous: a test waits for things to appear, it never asserts how fast they do.
 WAIT_MS = 15_000
 expect.set_options(timeout=WAIT_MS)  # every expect(...) waits this long, not Playwright's 5 s

@@ -8,8 +8,6 @@ call through the Twilio REST stub.
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -21,12 +19,10 @@ from contact_center.routing.services import create_interaction, create_queue
 from contact_center.sla.models import SlaPolicy
 from contact_center.tickets.services import change_status, create_ticket
 from tests.conftest import ACCOUNT_SID, PASSWORD, PUBLIC_BASE_URL, call_sid
-from tests.e2e.conftest import WAIT_MS
+from tests.e2e.conftest import WAIT_MS, save_screenshot
 
 pytestmark = pytest.mark.e2e
 
-# The console with an offer ringing, for a person to look at (not compared by the test).
-SCREENSHOT = Path(tempfile.gettempdir()) / "agent-console.png"
 CONNECT_URL = re.compile(
     re.escape(f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/connect/") + r"[0-9a-f-]{36}\?leg=caller"
 )
@@ -90,7 +86,7 @@ def test_call_rings_with_screen_pop_and_is_accepted(
     expect(offer.locator(".tag")).to_have_text(["vip", "cards"])
     expect(page.locator("#offer-countdown")).to_have_text(re.compile(r"^\d+$"))
     expect(page.locator("#agent-status")).to_have_text("reserved")
-    page.screenshot(path=SCREENSHOT, full_page=True)
+    save_screenshot(page, "agent-console")
 
     page.click("#accept-offer")
     current = page.locator("#current-interaction")
@@ -194,7 +190,7 @@ def test_console_needs_sign_in(app, live_server, page):
 
 def _screenshot(page: Page, name: str) -> None:
     """A state of the console for a person to look at (not compared by the tests)."""
-    page.screenshot(path=Path(tempfile.gettempdir()) / f"{name}.png", full_page=True)
+    save_screenshot(page, name)
 
 
 def _margaret(**extra) -> int:
