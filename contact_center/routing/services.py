@@ -50,6 +50,7 @@ from contact_center.routing.store import (
     waiting_key,
 )
 from contact_center.tickets.models import Ticket
+from contact_center.tickets.services import refresh_call_summary
 
 log = logging.getLogger(__name__)
 
@@ -1660,8 +1661,8 @@ def complete(
     live_call = interaction.status in LIVE_STATUSES
     if live_call:
         _end(interaction, "answered", None)
-    else:
-        db.session.commit()
+    refresh_call_summary(interaction)  # the ticket's copy of the outcome
+    db.session.commit()
     if live_call and interaction.channel == "voice" and interaction.external_id:
         try:
             calls.hang_up(interaction.external_id)

@@ -398,19 +398,10 @@ def attach_call(ticket: Ticket, interaction: Interaction, actor_id: int) -> Tick
             422, "Only calls have call summaries.", fields={"interaction_id": ["Not a call."]}
         )
     interaction.ticket_id = ticket.id
-    minutes, seconds = divmod(interaction.duration_s or 0, 60)
-    lines = [
-        f"Call on {isoformat(interaction.created_at)}, {minutes} min {seconds} s, "
-        f"outcome {interaction.outcome or interaction.status}.",
-    ]
-    if interaction.disposition:
-        lines.append(f"Disposition: {interaction.disposition}.")
-    if interaction.notes:
-        lines.append(interaction.notes)
     message = add_message(
         ticket,
         "call_summary",
-        "\n".join(lines),
+        _call_summary(interaction),
         author_id=actor_id,
         interaction_id=interaction.id,
         recording_url=interaction.recording_url,
@@ -425,6 +416,36 @@ def attach_call(ticket: Ticket, interaction: Interaction, actor_id: int) -> Tick
     )
     db.session.commit()
     return message
+
+
+def _call_summary(interaction: Interaction) -> str:
+    """When, how long, outcome, disposition and notes of a call (in progress: so far)."""
+    if interaction.status in ("connecting", "active"):
+        return f"Call on {isoformat(interaction.created_at)}, in progress."
+    minutes, seconds = divmod(interaction.duration_s or 0, 60)
+    lines = [
+        f"Call on {isoformat(interaction.created_at)}, {minutes} min {seconds} s, "
+        f"outcome {interaction.outcome or interaction.status}.",
+    ]
+    if interaction.disposition:
+        lines.append(f"Disposition: {interaction.disposition}.")
+    if interaction.notes:
+        lines.append(interaction.notes)
+    return "\n".join(lines)
+
+
+def refresh_call_summary(interaction: Interaction) -> None:
+    """Bring the summary of a call attached while it was live up to date (not committed)."""
+    if interaction.ticket_id is None or interaction.channel not in ("voice", "callback"):
+        return
+    message = db.session.scalar(
+        sa.select(TicketMessage).where(
+            TicketMessage.interaction_id == interaction.id, TicketMessage.kind == "call_summary"
+        )
+    )
+    if message is not None:
+        message.body = _call_summary(interaction)
+        message.recording_url = interaction.recording_url
 
 
 def merge(source: Ticket, target: Ticket, actor_id: int) -> Ticket:

@@ -439,6 +439,9 @@
     state.offers.push(offer);
     activity("Offer: " + callerName(offer.screen_pop, offer.interaction), "offer");
     notify(offer);
+    // Screen readers hear it without focus moving away from what the agent is typing.
+    $("announce").textContent = "Incoming " + channelName((offer.interaction || {}).channel || "voice").toLowerCase() +
+      " from " + callerName(offer.screen_pop, offer.interaction) + ". Alt+A to accept, Alt+D to decline.";
     if (state.offers.length === 1) renderOffer();
   }
 

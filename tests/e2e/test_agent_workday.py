@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Page, expect
 from contact_center.agents.models import User
 from contact_center.agents.services import issue_token
 from contact_center.complaints.models import Complaint
-from contact_center.customers.models import CustomerNote
+from contact_center.customers.models import Customer, CustomerNote
 from contact_center.customers.services import create_customer
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction, Reservation
@@ -167,6 +167,14 @@ def test_a_call_from_ring_to_wrap_up_with_a_note_and_a_complaint(
     note = db.session.scalar(sa.select(CustomerNote).where(CustomerNote.customer_id == customer_id))
     assert note.text == "Called about a double charge on her card."
     assert interaction.hold_s is not None
+    # The call's summary on the ticket, written when it was attached, has the outcome now.
+    summary = db.session.scalar(
+        sa.select(TicketMessage.body).where(
+            TicketMessage.interaction_id == interaction_id, TicketMessage.kind == "call_summary"
+        )
+    )
+    assert "Disposition: complaint_logged." in summary
+    assert "refund to be checked by billing" in summary
     db.session.remove()
     assert page_errors.messages == []
 
@@ -206,12 +214,26 @@ def test_a_declined_offer_moves_on_to_the_next_agent(
         expect(alice.locator("#offer")).to_be_visible()
         expect(alice.locator("#caller-name")).to_have_text("Unknown caller")
         save_screenshot(alice, "workday-decline-2-next-agent")
+
+        # Alice takes it and makes the caller a customer on the spot.
+        alice.click("#accept-offer")
+        expect(alice.locator("#current-pop .pop-unknown")).to_be_visible()
+        expect(alice.locator("#new-customer-contact")).to_have_value("+447700900555")
+        alice.fill("#new-customer-name", "Priya Patel")
+        alice.click("#create-customer")
+        expect(alice.locator("#current-caller-name")).to_have_text("Priya Patel")
+        expect(alice.locator("#current-pop .identity-value")).to_have_text(["+447700900555"])
+        save_screenshot(alice, "workday-decline-3-new-customer")
     finally:
         alice.context.close()
 
     bob_id = db.session.scalar(sa.select(User.id).where(User.username == "bob"))
     declined = db.session.scalar(sa.select(Reservation).where(Reservation.agent_id == bob_id))
     assert (declined.status, declined.reason) == ("rejected", "wrong_skill")
+    interaction = db.session.get(Interaction, declined.interaction_id)
+    customer = db.session.get(Customer, interaction.customer_id)
+    assert customer.name == "Priya Patel"
+    assert [i.value for i in customer.identities] == ["+447700900555"]
     db.session.remove()
     assert page_errors.messages == [] and alice_errors == []
 
