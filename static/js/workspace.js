@@ -248,6 +248,8 @@
     leaveTicket();
     var box = $("ticket-work");
     clear(box);
+    var channel = item.interaction.channel || "voice";
+    if (channel !== "voice" && channel !== "callback") return;  // mail arrives on its ticket
     var key = "interaction:" + item.id + ":";
     var subject = drafted(h("input", { id: "new-ticket-subject", className: "input", maxlength: 300,
       placeholder: "What is it about?" }), key + "ticket-subject");
@@ -306,7 +308,7 @@
         })
       : api("POST", "/api/v1/tickets", {
           subject: subject, customer_id: customerId, type: type, priority: priority,
-          channel: item.interaction.channel === "email" ? "email" : "phone",
+          channel: "phone",
         }).then(function (ticket) {
           ui.activity("Ticket #" + ticket.number + " created", "call");
           return ticket.id;
@@ -314,13 +316,9 @@
     return made.then(function (ticketId) { return attach(item, ticketId); });
   }
 
-  /* The work joins the ticket: a call is attached as a call summary. */
+  /* The call joins the ticket (as a call summary, completed when the call is). */
   function attach(item, ticketId) {
-    var channel = item.interaction.channel || "voice";
-    var joined = channel === "voice" || channel === "callback"
-      ? api("POST", "/api/v1/tickets/" + ticketId + "/calls", { interaction_id: item.id })
-      : Promise.resolve();
-    return joined.then(function () {
+    return api("POST", "/api/v1/tickets/" + ticketId + "/calls", { interaction_id: item.id }).then(function () {
       ui.updateInteraction({ id: item.id, ticket_id: ticketId });
     });
   }
