@@ -717,12 +717,15 @@
     list.forEach(function (entry) {
       if (!entry || !entry.interaction) return;
       var known = itemById(entry.interaction.id);
-      var item = upsertItem(entry.interaction, {
+      var result = upsertItem(entry.interaction, {
         reservationId: entry.reservation_id,
         screenPop: entry.screen_pop,
-      })[0];
+      });
+      var item = result[0];
       if (!item) return;
       held[item.id] = true;
+      // What happened while the connection was down (the caller joined, hung up).
+      if (known && result[1] !== item.status) noteTransition(item, result[1]);
       if (!known) activity("Resumed " + channelName(channelOf(item)).toLowerCase() + " with " + itemName(item), "call");
     });
     // Whatever is not listed ended while this console was away.
