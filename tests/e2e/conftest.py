@@ -24,6 +24,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.conftest import ACCOUNT_SID
 from tests.live_server import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,6 +44,17 @@ ARTIFACTS = (
     )
     / "e2e"
 )
+
+
+def incoming_call(sid: str, from_number: str) -> dict[str, str]:
+    """The form of Twilio's incoming-call webhook for a caller."""
+    return {
+        "CallSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": from_number,
+        "To": "+441234567890",
+        "CallStatus": "ringing",
+    }
 
 
 def save_screenshot(page: Page, name: str) -> Path:

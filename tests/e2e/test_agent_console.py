@@ -19,23 +19,13 @@ from contact_center.routing.services import create_interaction, create_queue
 from contact_center.sla.models import SlaPolicy
 from contact_center.tickets.services import change_status, create_ticket
 from tests.conftest import ACCOUNT_SID, PASSWORD, PUBLIC_BASE_URL, call_sid
-from tests.e2e.conftest import WAIT_MS, save_screenshot
+from tests.e2e.conftest import WAIT_MS, incoming_call, save_screenshot
 
 pytestmark = pytest.mark.e2e
 
 CONNECT_URL = re.compile(
     re.escape(f"{PUBLIC_BASE_URL}/webhooks/twilio/voice/connect/") + r"[0-9a-f-]{36}\?leg=caller"
 )
-
-
-def _incoming_call(sid: str, from_number: str) -> dict[str, str]:
-    return {
-        "CallSid": sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": from_number,
-        "To": "+441234567890",
-        "CallStatus": "ringing",
-    }
 
 
 def _sign_in_and_go_available(page: Page, login, username: str) -> None:
@@ -72,7 +62,7 @@ def test_call_rings_with_screen_pop_and_is_accepted(
 
     sid = call_sid(1)
     status, body = live_server.twilio_post(
-        "/webhooks/twilio/voice", _incoming_call(sid, "020 7946 0018")
+        "/webhooks/twilio/voice", incoming_call(sid, "020 7946 0018")
     )
     assert status == 200, body
     assert b"<Enqueue" in body
@@ -140,7 +130,7 @@ def test_unknown_caller_hangs_up_while_ringing(
     _sign_in_and_go_available(page, login, "bob")
     sid = call_sid(2)
     status, _ = live_server.twilio_post(
-        "/webhooks/twilio/voice", _incoming_call(sid, "+44 20 7496 0011")
+        "/webhooks/twilio/voice", incoming_call(sid, "+44 20 7496 0011")
     )
     assert status == 200
 
@@ -209,7 +199,7 @@ def _margaret(**extra) -> int:
 def _accept_call(page: Page, live_server, twilio_stub, sid: str, from_number: str) -> str:
     """Ring the console with a call and accept it; the connect path the call was sent to."""
     status, body = live_server.twilio_post(
-        "/webhooks/twilio/voice", _incoming_call(sid, from_number)
+        "/webhooks/twilio/voice", incoming_call(sid, from_number)
     )
     assert status == 200, body
     expect(page.locator("#offer")).to_be_visible()
@@ -471,7 +461,7 @@ def test_countdown_and_call_timer_follow_the_server_clock(
     _sign_in_and_go_available(page, login, "gus")
     sid = call_sid(5)
     status, _ = live_server.twilio_post(
-        "/webhooks/twilio/voice", _incoming_call(sid, "020 7946 0018")
+        "/webhooks/twilio/voice", incoming_call(sid, "020 7946 0018")
     )
     assert status == 200
     expect(page.locator("#offer")).to_be_visible()
@@ -562,7 +552,7 @@ def test_screen_pop_shows_every_sla_clock_of_an_open_ticket(
 
     _sign_in_and_go_available(page, login, "alice")
     status, body = live_server.twilio_post(
-        "/webhooks/twilio/voice", _incoming_call(call_sid(40), "020 7946 0044")
+        "/webhooks/twilio/voice", incoming_call(call_sid(40), "020 7946 0044")
     )
     assert status == 200, body
     offer = page.locator("#offer")

@@ -29,19 +29,9 @@ from contact_center.routing.models import Interaction, Reservation
 from contact_center.routing.services import create_queue
 from contact_center.tickets.models import CannedResponse, Ticket, TicketMessage
 from tests.conftest import ACCOUNT_SID, INBOUND_SECRET, PASSWORD, call_sid
-from tests.e2e.conftest import WAIT_MS, save_screenshot
+from tests.e2e.conftest import WAIT_MS, incoming_call, save_screenshot
 
 pytestmark = pytest.mark.e2e
-
-
-def _incoming_call(sid: str, from_number: str) -> dict[str, str]:
-    return {
-        "CallSid": sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": from_number,
-        "To": "+441234567890",
-        "CallStatus": "ringing",
-    }
 
 
 def _sign_in(page: Page, username: str) -> None:
@@ -92,7 +82,7 @@ def test_a_call_from_ring_to_wrap_up_with_a_note_and_a_complaint(
 
     sid = call_sid(81)
     status, _ = live_server.twilio_post(
-        "/webhooks/twilio/voice", _incoming_call(sid, "020 7946 0018")
+        "/webhooks/twilio/voice", incoming_call(sid, "020 7946 0018")
     )
     assert status == 200
     offer = page.locator("#offer")
@@ -197,7 +187,7 @@ def test_a_declined_offer_moves_on_to_the_next_agent(
         _go_available(alice)
 
         status, _ = live_server.twilio_post(
-            "/webhooks/twilio/voice", _incoming_call(call_sid(82), "+447700900555")
+            "/webhooks/twilio/voice", incoming_call(call_sid(82), "+447700900555")
         )
         assert status == 200
         expect(page.locator("#offer")).to_be_visible()
