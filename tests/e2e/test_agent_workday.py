@@ -59,6 +59,18 @@ def _second_page(browser: Browser, base_url: str, errors: list[str]) -> Page:
     return page
 
 
+def _unlabelled_controls(page: Page) -> list[str]:
+    """Visible form controls and buttons a screen reader could not name."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea, button")]
+            .filter((el) => el.offsetParent !== null && el.type !== "hidden")
+            .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                            && !el.getAttribute("aria-labelledby")
+                            && !(el.tagName === "BUTTON" && el.textContent.trim()))
+            .map((el) => el.id || el.outerHTML.slice(0, 80))"""
+    )
+
+
 def test_a_call_from_ring_to_wrap_up_with_a_note_and_a_complaint(
     app, create_user, live_server, page, twilio_stub, page_errors
 ):
@@ -105,6 +117,7 @@ def test_a_call_from_ring_to_wrap_up_with_a_note_and_a_complaint(
     expect(page.locator("#call-state")).to_have_text("Connected")
     expect(page.locator("#call-controls")).to_be_visible()
     save_screenshot(page, "workday-call-3-connected")
+    assert _unlabelled_controls(page) == []
 
     # A note on the customer's record shows in the screen pop at once.
     page.fill("#customer-note", "Called about a double charge on her card.")
@@ -271,6 +284,7 @@ def test_an_email_is_answered_from_the_console_and_the_reply_is_sent(
     thread = page.locator("#ticket-work .message[data-kind='inbound']")
     expect(thread).to_contain_text("I ordered a new card two weeks ago.")
     save_screenshot(page, "workday-email-1-thread")
+    assert _unlabelled_controls(page) == []
 
     # A colleague opens the same ticket: it shows here, live.
     # (A real Socket.IO client over HTTP: the in-process test client only reaches test clients.)
