@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, Length
 from contact_center.agents.models import User
 from contact_center.agents.services import authenticate, end_sessions
 from contact_center.extensions import db, login_manager
+from contact_center.softphone.services import page_csp_sources
 
 bp = Blueprint("web", __name__)
 
@@ -82,4 +83,5 @@ def logout():
 def agent_console():
     if not current_user.has_role("agent"):
         abort(403)
-    return render_template("agent.html", logout_form=LogoutForm())
+    # The softphone's SDK reaches Twilio from this page only (none when it is not set up).
+    return render_template("agent.html", logout_form=LogoutForm(), **page_csp_sources())
