@@ -65,6 +65,7 @@ class FakeTwilio:
     """Twilio's side of the browser's traffic: the signalling socket, sounds, insights."""
 
     answer: bool = True  # False: the gateway closes every signalling socket at once
+    ttl_s: int | None = None  # the token lifetime the gateway reports (the SDK times renewal)
     sockets: list[WebSocketRoute] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
@@ -102,6 +103,8 @@ class FakeTwilio:
         if data["type"] == "listen":
             _, claims = decode_jwt(payload["token"], API_KEY_SECRET)
             reply = {"region": "gll", "token": {"identity": claims["grants"]["identity"]}}
+            if self.ttl_s is not None:
+                reply["token"]["ttl"] = self.ttl_s
             ws.send(json.dumps({"type": "connected", "payload": reply}))
         elif data["type"] == "register":
             ws.send(json.dumps({"type": "ready", "payload": {}}))
@@ -187,6 +190,23 @@ def test_the_browser_registers_with_the_agents_token_and_declines_a_call(
     expect(page.locator("#softphone-call")).to_be_hidden()
     expect(card).to_have_attribute("data-state", "ready")
     assert fake_twilio.aborted == []
+    assert page_errors.messages == []
+
+
+def test_the_token_is_renewed_before_it_expires(
+    app, create_user, live_server, page, login, fake_twilio, page_errors
+):
+    # The SDK fires tokenWillExpire 10 s before the lifetime Twilio reports: here after 1 s.
+    fake_twilio.ttl_s = 11
+    create_user("alice")
+    db.session.remove()
+    tokens = _sign_in(page, login)
+    _wait(page, lambda: len(fake_twilio.messages("listen")) >= 2, "a listen with a new token")
+    assert len(tokens) >= 2 and tokens[1]["token"] != tokens[0]["token"]
+    presented = [m["payload"]["token"] for m in fake_twilio.messages("listen")]
+    assert presented[:2] == [tokens[0]["token"], tokens[1]["token"]]
+    assert len(fake_twilio.urls) == 1  # renewed on the same socket, not a new registration
+    expect(page.locator("#softphone")).to_have_attribute("data-state", "ready")
     assert page_errors.messages == []
 
 
