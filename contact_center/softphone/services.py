@@ -165,7 +165,12 @@ def parse_endpoint(kind: str, address: str | None) -> str | None:
 
 
 def set_endpoint(user: User, kind: str, address: str | None, actor: User) -> User:
-    """Make the agent's calls ring at the browser, a phone or a SIP address (audited)."""
+    """Make the agent's calls ring at the browser, a phone or a SIP address (audited).
+
+    Anyone may set their own; a supervisor may set those of users whose role is not above
+    theirs (an admin's calls are not redirected by a supervisor)."""
+    if actor.id != user.id and not actor.has_role(user.role):
+        raise APIError(403, f"Only an {user.role} or above may change this user's endpoint.")
     value = parse_endpoint(kind, address)
     before = user.voice_endpoint
     if value != before:

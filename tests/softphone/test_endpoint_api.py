@@ -151,6 +151,17 @@ def test_a_supervisor_sets_an_agents_endpoint(client, create_user, auth_header):
     assert client.get(path, headers=auth_header(sam)).get_json()["kind"] == "sip"
     missing = client.get("/api/v1/agents/999999/endpoint", headers=auth_header(sam))
     assert missing.status_code == 404
+    # Not an admin's, though: that would redirect a more powerful user's calls.
+    ada = create_user("ada", role="admin")
+    refused = client.patch(
+        f"/api/v1/agents/{ada.id}/endpoint",
+        json={"kind": "phone", "address": "+447911123456"},
+        headers=auth_header(sam),
+    )
+    assert refused.status_code == 403
+    assert _stored(ada) is None
+    allowed = client.patch(path, json={"kind": "browser"}, headers=auth_header(ada))
+    assert allowed.status_code == 200 and _stored(bob) is None
 
 
 def test_the_console_changes_it_with_the_session_and_csrf_token(client, create_user):
