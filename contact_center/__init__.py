@@ -158,6 +158,7 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.routing.api import blp as routing_api
     from contact_center.sla.api import blp as calendars_api
     from contact_center.sla.api import policies_blp as sla_api
+    from contact_center.softphone.api import blp as softphone_api
     from contact_center.tickets.api import blp as tickets_api
     from contact_center.tickets.api import canned_blp as canned_api
     from contact_center.web.views import bp as web_bp
@@ -177,6 +178,7 @@ def _register_blueprints(app: Flask) -> None:
         surveys_api,
         calendars_api,
         sla_api,
+        softphone_api,
     ):
         api.register_blueprint(blueprint)
         # A bearer token, or the session plus X-CSRFToken (agents/auth.py), authorises writes.

@@ -16,6 +16,10 @@ ENV_VARS = (
     "TWILIO_AUTH_TOKEN",
     "TWILIO_API_BASE_URL",
     "TWILIO_CALLER_ID",
+    "TWILIO_API_KEY_SID",
+    "TWILIO_API_KEY_SECRET",
+    "TWILIO_TWIML_APP_SID",
+    "VOICE_TOKEN_TTL_S",
     "PHONE_DEFAULT_REGION",
     "EMAIL_INBOUND_SECRET",
     "MAILGUN_SIGNING_KEY",
@@ -40,6 +44,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
     database_path = Path(instance_path) / "contact_center.db"
     return {
         "SECRET_KEY": None,
+        # A console page stays open for a whole shift: its CSRF token lasts as long as the
+        # login session (which signing out ends), not Flask-WTF's default hour.
+        "WTF_CSRF_TIME_LIMIT": None,
         "DATABASE_URL": f"sqlite:///{database_path}",
         "REDIS_URL": None,
         "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
@@ -47,6 +54,12 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "TWILIO_AUTH_TOKEN": None,
         "TWILIO_API_BASE_URL": None,
         "TWILIO_CALLER_ID": "+15005550006",
+        # The softphone (Twilio Voice JavaScript SDK): an API key signs the agents' access
+        # tokens; unset = no softphone. The TwiML app takes calls the browser places.
+        "TWILIO_API_KEY_SID": None,
+        "TWILIO_API_KEY_SECRET": None,
+        "TWILIO_TWIML_APP_SID": None,
+        "VOICE_TOKEN_TTL_S": 3600,
         "PHONE_DEFAULT_REGION": "GB",
         "EMAIL_INBOUND_SECRET": None,
         "MAILGUN_SIGNING_KEY": None,
@@ -70,7 +83,15 @@ def default_config(instance_path: str) -> dict[str, Any]:
     }
 
 
-_INT_KEYS = {"SMTP_PORT", "API_TOKEN_TTL_HOURS", "OFFER_TIMEOUT_S", "OUTBOUND_WRAPUP_S"}
+_INT_KEYS = {
+    "SMTP_PORT",
+    "API_TOKEN_TTL_HOURS",
+    "OFFER_TIMEOUT_S",
+    "OUTBOUND_WRAPUP_S",
+    "VOICE_TOKEN_TTL_S",
+}
+# Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
+VOICE_TOKEN_TTL_RANGE = (60, 86400)
 _BOOL_KEYS = {"SMTP_STARTTLS", "DEMO_SIMULATOR"}
 
 
@@ -105,4 +126,7 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     config["SQLALCHEMY_DATABASE_URI"] = url
     config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+    low, high = VOICE_TOKEN_TTL_RANGE
+    if not low <= int(config["VOICE_TOKEN_TTL_S"]) <= high:
+        raise RuntimeError(f"VOICE_TOKEN_TTL_S must be from {low} to {high} seconds")
     return config

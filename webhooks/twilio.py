@@ -626,6 +626,20 @@ def fallback():
     )
 
 
+BROWSER_CALL_REFUSED = "Calls to customers start from their record in the agent console. Goodbye."
+
+
+@bp.post("/voice/client")
+@signed
+def browser_call():
+    """The voice URL of the softphone's TwiML app (TWILIO_TWIML_APP_SID): a call the browser
+    places itself. Outbound calls go through click-to-call (a customer's own number, from
+    TWILIO_CALLER_ID), so this dials no one: an agent cannot reach any number from here."""
+    form = _TwilioForm().load(request.form)
+    log.info("browser-originated call %s refused: calls start from a customer", form["CallSid"])
+    return _twiml(twiml.say_and_hang_up(BROWSER_CALL_REFUSED))
+
+
 @bp.post("/voice/status")
 @signed
 def call_status():

@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, Length
 from contact_center.agents.models import AWAY_REASONS, REJECT_REASONS, User
 from contact_center.agents.services import authenticate, end_sessions
 from contact_center.extensions import db, login_manager
+from contact_center.softphone.services import page_csp_sources
 
 bp = Blueprint("web", __name__)
 
@@ -82,9 +83,11 @@ def logout():
 def agent_console():
     if not current_user.has_role("agent"):
         abort(403)
+    # The softphone's SDK reaches Twilio from this page only (none when it is not set up).
     return render_template(
         "agent.html",
         logout_form=LogoutForm(),
         away_reasons=AWAY_REASONS,
         reject_reasons=REJECT_REASONS,
+        **page_csp_sources(),
     )

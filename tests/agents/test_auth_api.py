@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from contact_center.agents.models import ApiToken
 from contact_center.db_types import utcnow
@@ -117,3 +119,25 @@ def test_session_writes_with_the_pages_csrf_token_and_not_with_a_forged_one(clie
     )
     assert made.status_code == 201
     assert made.get_json()["name"] == "Real"
+
+
+def test_a_console_pages_csrf_token_lasts_the_whole_shift(app, client, create_user):
+    """A token signed two hours ago (Flask-WTF's default limit is one) still authorises."""
+    create_user("alice")
+    page = client.get("/login").get_data(as_text=True)
+    csrf = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf})
+    client.get("/agent")
+    with client.session_transaction() as session:
+        raw = session["csrf_token"]
+
+    class TwoHoursAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 7200
+
+    signing = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token", signer=TwoHoursAgo)
+    old_token = signing.dumps(raw)
+    made = client.post(
+        "/api/v1/customers", json={"name": "Late Shift"}, headers={"X-CSRFToken": old_token}
+    )
+    assert made.status_code == 201
