@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/offer_latency.py [--agents 1000] [--rate 50] [--seconds 20]
         [--hold] [--workers 1] [--client-procs 2] [--talk-s 1] [--step-seconds 10]
-        [--ladder 10,20,30,40,75,100,150,200,300,400,600] [--saturation-ms 100]
+        [--ladder 5,10,15,20,30,40,75,100,150,200,300,400] [--saturation-ms 100]
         [--pg-url postgresql://postgres@127.0.0.1:5432] [--redis-url redis://127.0.0.1:6379/12]
 
 The server runs as production runs it: `gunicorn -k gevent -w N wsgi:app` with
@@ -46,16 +46,17 @@ hang up (a signed `completed` status callback, as Twilio sends) and count as `lo
 the time they waited as a lower bound of their latency (`p99_is_lower_bound` when p99 is
 one of them). Then, in the call cycle, it waits until every agent is free again.
 
-Phases: a warm-up (after one call alone, which creates the default queue as the first call
-of a fresh deployment does), the target phase (`--rate` for `--seconds`; the target is
-p99 < 50 ms at 50 calls/s with 1,000 agents), then the saturation search over `--ladder`,
-`--step-seconds` each: upwards from the target rate while p99 stays under
-`--saturation-ms` (100 ms), or, if the target phase is already over it, upwards from the
-bottom of the ladder; it stops at the first rate whose p99 passes. `saturation_rate_per_s`
-is the lowest rate tried whose p99 passed, `last_rate_under_per_s` the highest below it
-that did not. CPU per phase (from /proc and Redis INFO) splits the machine's busy time
-between gunicorn, the flask worker, PostgreSQL, Redis, the Twilio stub, the agent processes
-and this sender (all share the cores); "other" is the rest of the machine.
+Phases: a warm-up (`--warmup` s at up to 10 calls/s, after one call alone, which creates
+the default queue as the first call of a fresh deployment does), the target phase (`--rate`
+for `--seconds`; the target is p99 < 50 ms at 50 calls/s with 1,000 agents), then the
+saturation search over `--ladder`, `--step-seconds` each: upwards from the target rate
+while p99 stays under `--saturation-ms` (100 ms), or, if the target phase is already over
+it, upwards from the bottom of the ladder; it stops at the first rate whose p99 passes.
+`saturation_rate_per_s` is the lowest rate tried whose p99 passed, `last_rate_under_per_s`
+the highest below it that did not. CPU per phase (from /proc and Redis INFO, over the
+sending window) splits the machine's busy time between gunicorn, the flask worker,
+PostgreSQL, Redis, the Twilio stub, the agent processes and this sender (all share the
+cores); "other" is the rest of the machine.
 Human-readable lines first, then one JSON object as the last line.
 """
 
@@ -91,7 +92,8 @@ PUBLIC_BASE_URL = "http://bench.local"  # what both sides sign against; never re
 TO_NUMBER = "+441632960000"  # Ofcom drama range
 CALLER_PREFIX = "+4477009"  # + 5 digits: one number per call of the run
 HZ = os.sysconf("SC_CLK_TCK")
-LADDER = "10,20,30,40,75,100,150,200,300,400,600"
+LADDER = "5,10,15,20,30,40,75,100,150,200,300,400"
+WARMUP_RATE = 10.0  # calls/s at most
 HOLD_OFFER_TIMEOUT_S = 3600  # hold mode: offers ring until the bench ends
 
 
@@ -730,6 +732,19 @@ def stop(proc: subprocess.Popen | None) -> int | None:
     return proc.returncode
 
 
+def logged_exceptions(log: Path) -> Counter:
+    """The last line of each traceback in a log (the exception), counted."""
+    found: Counter = Counter()
+    inside = False
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            inside = True
+        elif inside and line and not line[0].isspace():
+            found[line[:160]] += 1
+            inside = False
+    return found
+
+
 def create_agents(env: dict, count: int) -> list[str]:
     """`count` agents (voice capacity 1) with an API token each; returns the tokens."""
     sys.path.insert(0, str(ROOT))
@@ -784,7 +799,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ladder", default=LADDER, help="saturation search rates, calls/s")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--saturation-ms", type=float, default=100.0)
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds at --rate")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds at up to 10/s")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn gevent workers")
     parser.add_argument("--worker-connections", type=int, default=None)
     parser.add_argument("--client-procs", type=int, default=2, help="agent processes")
@@ -821,8 +836,8 @@ async def run(bench: Bench) -> tuple[dict, list[dict]]:
     connector = aiohttp.TCPConnector(limit=args.max_in_flight)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        if args.warmup > 0:
-            await bench.phase(session, "warm-up", args.rate, args.warmup)
+        if args.warmup > 0:  # gently: a saturated warm-up would leave a backlog behind
+            await bench.phase(session, "warm-up", min(args.rate, WARMUP_RATE), args.warmup)
         target = await bench.phase(session, "target", args.rate, args.seconds)
         steps = [target]
         # Up from the target while it holds, else up from the bottom to find where it breaks.
@@ -976,11 +991,12 @@ def main() -> int:
             if not saturated(s, args.saturation_ms)
             and (over is None or s["rate_per_s"] < over["rate_per_s"])
         ]
-        server_log = logs["gunicorn"].read_text(errors="replace")
-        tracebacks = server_log.count("Traceback (most recent call last)")
+        exceptions = logged_exceptions(logs["gunicorn"])
+        tracebacks = sum(exceptions.values())
         if tracebacks:
-            print(f"gunicorn logged {tracebacks} tracebacks; the last lines:")
-            print(tail(logs["gunicorn"], 15))
+            print(f"gunicorn logged {tracebacks} tracebacks, ending in:")
+            for line, count in exceptions.most_common(5):
+                print(f"  {count} x {line}")
         print(
             "saturation search (p99 send -> offer): "
             + ", ".join(f"{s['rate_per_s']:g}/s {s['p99_ms']} ms" for s in steps)
@@ -1030,6 +1046,7 @@ def main() -> int:
                 for s in steps
             ],
             "server_tracebacks": tracebacks,
+            "server_exceptions": dict(exceptions.most_common(5)),
             "workers": args.workers,
             "worker_connections": args.worker_connections,
             "client_procs": args.client_procs,
