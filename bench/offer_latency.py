@@ -610,6 +610,8 @@ class Bench:
         while not args.hold and self.free < self.connected and time.perf_counter() < settle:
             await asyncio.sleep(0.2)
             gather_stats()
+        if not args.hold and self.free < self.connected:
+            print(f"  {self.connected - self.free} agents still busy: the next phase inherits them")
         if self.server.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {self.server.returncode}")
         latencies = [
