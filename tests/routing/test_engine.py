@@ -490,3 +490,44 @@ def test_overflow_steps_apply_in_time_order_whatever_order_they_are_listed(
     interaction = arrive(queue)
     fire_timers(31)  # the relaxation comes first in time, though listed second
     assert offered_to(interaction) == learner.id
+
+
+def test_an_offer_goes_out_from_the_rows_it_wrote(make_queue, agent, monkeypatch):
+    """Nothing is read back between the offer's commit and the `offer` event: the
+    reservation, interaction, queue and agent are as the transaction wrote them (reading
+    them again cost four round trips before the agent's phone rang)."""
+    queue = make_queue(channels=["voice"])
+    alice = agent("alice")
+    interaction = routing.stage_interaction(channel="voice", queue=queue, external_id="CA1")
+    db.session.commit()
+    log: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        routing, "emit_to_agent", lambda agent_id, event, payload: log.append((event, payload))
+    )
+
+    def statement(conn, cursor, text, *args):
+        log.append(("sql", text))
+
+    def commit(conn):
+        log.append(("commit", ""))
+
+    sa.event.listen(db.engine, "before_cursor_execute", statement)
+    sa.event.listen(db.engine, "commit", commit)
+    try:
+        [reservation] = routing.enqueue(interaction)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", statement)
+        sa.event.remove(db.engine, "commit", commit)
+    assert not sa.inspect(reservation).expired  # kept as written, not read back
+    events = [kind for kind, _ in log]
+    offer_at = events.index("offer")
+    committed_at = max(i for i, kind in enumerate(events[:offer_at]) if kind == "commit")
+    # No caller number, so the screen pop needs no query either.
+    assert events[committed_at:offer_at] == ["commit"]
+    offer, status = log[offer_at][1], log[offer_at + 1]
+    assert offer["reservation_id"] == reservation.id
+    assert offer["interaction"]["id"] == interaction.id
+    assert offer["interaction"]["status"] == "offered"
+    assert offer["interaction"]["queue"] == queue.name
+    assert status[0] == "status" and status[1]["status"] == "reserved"
+    assert reservation.status == "pending" and reservation.agent_id == alice.id
