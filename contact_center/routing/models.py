@@ -113,13 +113,14 @@ class Interaction(db.Model):
     hold_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hold_s: Mapped[int] = mapped_column(default=0)
     # A warm transfer in progress: the agent consulted (their voice slot is taken) and their leg.
+    # Indexed: an agent's status is derived from the calls they consult on or handed on.
     consult_agent_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     consult_call_sid: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     # An agent who handed the call on (transfer) keeps their slot for wrap-up until then.
     handoff_agent_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     handoff_wrapup_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Where a caller stood when they left the queue, and why they left (callback, voicemail).
