@@ -1,0 +1,1 @@
+"""The supervisor board: live metrics, staffing advice (Erlang C and A), reports."""
