@@ -71,6 +71,21 @@ class CustomerIdentity(db.Model):
     customer: Mapped[Customer] = relationship(back_populates="identities")
 
 
+PHONE_TAIL_DIGITS = 7
+
+
+def phone_tail(value: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """The last digits of a number, spelt the same on PostgreSQL and SQLite (and indexed)."""
+    return sa.func.substr(value, sa.func.length(value) - (PHONE_TAIL_DIGITS - 1))
+
+
+# An unknown caller's likely matches are numbers that end the same way: without this index
+# that is a scan of every identity (about 200 ms at a million customers).
+sa.Index(
+    "ix_customer_identities_phone_tail", CustomerIdentity.kind, phone_tail(CustomerIdentity.value)
+)
+
+
 class CustomerNote(db.Model):
     __tablename__ = "customer_notes"
 

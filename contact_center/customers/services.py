@@ -10,7 +10,13 @@ from flask import current_app
 
 from contact_center.agents.models import User
 from contact_center.customers import screen_pop
-from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
+from contact_center.customers.models import (
+    PHONE_TAIL_DIGITS,
+    Customer,
+    CustomerIdentity,
+    CustomerNote,
+    phone_tail,
+)
 from contact_center.db_types import contains, isoformat
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
@@ -175,11 +181,13 @@ def suggest_for_phone(raw_number: str | None, limit: int = 5) -> list[dict[str, 
     e164 = normalise_phone(raw_number) if raw_number else None
     if not e164 or len(e164) < 8:
         return []
-    tail = e164[-7:]
     customers = db.session.scalars(
         sa.select(Customer)
         .join(CustomerIdentity)
-        .where(CustomerIdentity.kind == "phone", CustomerIdentity.value.like(f"%{tail}"))
+        .where(
+            CustomerIdentity.kind == "phone",
+            phone_tail(CustomerIdentity.value) == e164[-PHONE_TAIL_DIGITS:],
+        )
         .limit(limit)
     )
     return [{"id": c.id, "name": c.name, "reason": "phone number ends the same"} for c in customers]

@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from contact_center.audit import trail
-from contact_center.customers.models import CustomerNote
+from contact_center.customers.models import CustomerIdentity, CustomerNote, phone_tail
+from contact_center.customers.services import suggest_for_phone
 from contact_center.db_types import utcnow
 from contact_center.extensions import db
 from contact_center.tickets.models import Ticket
@@ -166,3 +167,26 @@ def test_tickets_are_searched_by_number_words_queue_assignee_and_sla_state(clien
     assert ids(status="unsolved") == [none["id"], later["id"], soon["id"], breached["id"]]
     assert ids(status="solved") == []
     assert client.get("/api/v1/tickets?sla=late", headers=headers).status_code == 422
+
+
+def test_an_unknown_callers_likely_matches_come_from_the_phone_tail_index(app, headers, client):
+    """Numbers ending the same way are suggested, found through the index, not a scan."""
+    same_tail = _customer(client, headers, "Tail Twin", "+44 20 7946 0018")
+    _customer(client, headers, "Other Number", "+44 20 7946 0099")
+    suggestions = suggest_for_phone("+1 212 946 0018")  # another country, same last 7 digits
+    assert [s["id"] for s in suggestions] == [same_tail["id"]]
+
+    statement = (
+        sa.select(CustomerIdentity.customer_id)
+        .where(CustomerIdentity.kind == "phone", phone_tail(CustomerIdentity.value) == "9460018")
+        .compile(db.engine, compile_kwargs={"literal_binds": True})
+    )
+    with db.engine.connect() as connection:
+        if db.engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: force the choice
+            plan = connection.exec_driver_sql(f"EXPLAIN {statement}").scalars().all()
+        else:
+            plan = [
+                row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")
+            ]
+    assert any("ix_customer_identities_phone_tail" in line for line in plan), plan
