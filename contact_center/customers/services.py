@@ -181,8 +181,8 @@ def suggest_for_phone(raw_number: str | None, limit: int = 5) -> list[dict[str, 
     e164 = normalise_phone(raw_number) if raw_number else None
     if not e164 or len(e164) < 8:
         return []
-    customers = db.session.scalars(
-        sa.select(Customer)
+    rows = db.session.execute(
+        sa.select(Customer.id, Customer.name)
         .join(CustomerIdentity)
         .where(
             CustomerIdentity.kind == "phone",
@@ -190,7 +190,7 @@ def suggest_for_phone(raw_number: str | None, limit: int = 5) -> list[dict[str, 
         )
         .limit(limit)
     )
-    return [{"id": c.id, "name": c.name, "reason": "phone number ends the same"} for c in customers]
+    return [{"id": r.id, "name": r.name, "reason": "phone number ends the same"} for r in rows]
 
 
 def customer_summary(customer: Customer) -> dict[str, Any]:
