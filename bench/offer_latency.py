@@ -70,7 +70,6 @@ import multiprocessing
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -82,6 +81,16 @@ from urllib.parse import urlencode, urlparse
 
 import psycopg
 import redis
+from bench_common import (
+    free_port,
+    machine_busy_s,
+    ms,
+    percentile,
+    proc_stat,
+    tail,
+    tree_cpu_s,
+    with_db,
+)
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +100,6 @@ STATUS_PATH = "/webhooks/twilio/voice/status"
 PUBLIC_BASE_URL = "http://bench.local"  # what both sides sign against; never resolved
 TO_NUMBER = "+441632960000"  # Ofcom drama range
 CALLER_PREFIX = "+4477009"  # + 5 digits: one number per call of the run
-HZ = os.sysconf("SC_CLK_TCK")
 LADDER = "5,10,15,20,30,40,75,100,150,200,300,400"
 WARMUP_RATE = 10.0  # calls/s at most
 HOLD_OFFER_TIMEOUT_S = 3600  # hold mode: offers ring until the bench ends
@@ -425,43 +433,6 @@ async def send_calls(session, base_url: str, calls: list, rate: float) -> Sent:
 # ---------------------------------------------------------------- CPU accounting
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
-
-
-def _cpu_s(pid: int, reaped_children: bool = False) -> float:
-    fields = _proc_stat(pid)
-    if fields is None:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if reaped_children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / HZ
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _tree_cpu_s(pid: int) -> float:
-    """A process, its live children and the children it reaped."""
-    return _cpu_s(pid, reaped_children=True) + sum(_cpu_s(c) for c in _children(pid))
-
-
-def _machine_busy_s() -> float:
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values[:8]) - idle) / HZ
-
-
 PARTS = ("gunicorn", "worker", "postgres", "redis", "stub", "agents", "sender")
 
 
@@ -475,12 +446,12 @@ class Probe:
     def snapshot(self) -> dict[str, float]:
         info = self.redis.info("cpu")
         result = {
-            name: sum(_tree_cpu_s(pid) for pid in self.pids[name])
+            name: sum(tree_cpu_s(pid) for pid in self.pids[name])
             for name in ("gunicorn", "worker", "postgres", "stub", "agents")
         }
         result["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
         result["sender"] = time.process_time()
-        result["machine"] = _machine_busy_s()
+        result["machine"] = machine_busy_s()
         result["at"] = time.perf_counter()
         return result
 
@@ -503,16 +474,6 @@ def cpu_split(before: dict[str, float], after: dict[str, float], calls: int) -> 
 
 
 # ---------------------------------------------------------------- phases
-
-
-def percentile(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
 
 
 def latency_stats(values: list[tuple[float, bool]]) -> dict:
@@ -677,19 +638,6 @@ def saturated(r: dict, limit_ms: float) -> bool:
 # ---------------------------------------------------------------- services
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def wait_http(proc: subprocess.Popen, port: int, path: str, log: Path, timeout: float) -> float:
     """Seconds until something answers `path` on `port`; raises if it dies or times out."""
     start = time.monotonic()
@@ -826,10 +774,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def with_db(url: str, db: str) -> str:
-    return urlparse(url)._replace(path=f"/{db}").geturl()
-
-
 async def run(bench: Bench) -> tuple[dict, list[dict]]:
     """Warm-up, the target phase, then the saturation search; returns (target, every step)."""
     import aiohttp
@@ -889,7 +833,7 @@ def main() -> int:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
             created = True
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
-            postmaster_pid = int(_proc_stat(conn.info.backend_pid)[1])  # the backend's parent
+            postmaster_pid = int(proc_stat(conn.info.backend_pid)[1])  # the backend's parent
         rclient.flushdb()
         redis_version = rclient.info("server")["redis_version"]
         subprocess.run(

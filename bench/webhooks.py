@@ -55,6 +55,17 @@ from urllib.parse import urlencode, urlparse
 
 import psycopg
 import redis
+from bench_common import (
+    children_of,
+    free_port,
+    machine_busy_s,
+    ms,
+    percentile,
+    proc_stat,
+    tail,
+    tree_cpu_s,
+    with_db,
+)
 from psycopg import sql
 from twilio.request_validator import RequestValidator
 
@@ -63,7 +74,6 @@ VENV_BIN = ROOT / ".venv" / "bin"
 VOICE_PATH = "/webhooks/twilio/voice"
 PUBLIC_BASE_URL = "http://bench.local"  # what both sides sign against; never resolved
 TO_NUMBER = "+441632960000"  # Ofcom drama range
-HZ = os.sysconf("SC_CLK_TCK")
 RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
@@ -290,7 +300,7 @@ def run_phase(
     conns = [Connection(*target, timeout=timeout) for _ in range(threads)]
     for conn in conns:
         conn._open()
-    spread = balance(conns, target[1], _children(probe.gunicorn_pid))
+    spread = balance(conns, target[1], children_of(probe.gunicorn_pid))
     tallies = [Tally() for _ in range(threads)]
     go = threading.Event()
     clock: list[float] = []
@@ -393,44 +403,6 @@ def balance(conns: list[Connection], port: int, pids: list[int], limit_s: float 
 # ---------------------------------------------------------------- CPU accounting
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
-
-
-def _cpu_s(pid: int, reaped_children: bool = False) -> float:
-    """CPU seconds of a process (plus its exited, reaped children when asked)."""
-    fields = _proc_stat(pid)
-    if fields is None:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if reaped_children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / HZ
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _tree_cpu_s(pid: int) -> float:
-    """A process, its live children and the children it reaped."""
-    return _cpu_s(pid, reaped_children=True) + sum(_cpu_s(c) for c in _children(pid))
-
-
-def _machine_busy_s() -> float:
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values[:8]) - idle) / HZ  # up to steal; guest time is already in user
-
-
 class Probe:
     """CPU seconds so far of everything the bench runs on, and PostgreSQL sessions opened."""
 
@@ -448,29 +420,16 @@ class Probe:
                 "SELECT sessions FROM pg_stat_database WHERE datname = %s", (self.db,)
             ).fetchone()[0]
         return {
-            "gunicorn": _tree_cpu_s(self.gunicorn_pid),
-            "postgres": _tree_cpu_s(self.postmaster_pid),
+            "gunicorn": tree_cpu_s(self.gunicorn_pid),
+            "postgres": tree_cpu_s(self.postmaster_pid),
             "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
             "client": time.process_time(),
-            "machine": _machine_busy_s(),
+            "machine": machine_busy_s(),
             "sessions": float(sessions or 0),
         }
 
 
 # ---------------------------------------------------------------- services
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def wait_ready(proc: subprocess.Popen, port: int, path: str, log: Path, timeout: float) -> float:
@@ -504,16 +463,6 @@ def stop(proc: subprocess.Popen | None) -> int | None:
             os.killpg(proc.pid, signal.SIGKILL)  # master and workers: its own process group
             proc.wait(timeout=10)
     return proc.returncode
-
-
-def percentile(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
 
 
 def describe(phase: PhaseResult) -> str:
@@ -578,10 +527,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def with_db(url: str, db: str) -> str:
-    return urlparse(url)._replace(path=f"/{db}").geturl()
-
-
 def main() -> int:
     args = parse_args()
     # Client threads wait for the GIL up to the switch interval each: keep the tail short.
@@ -617,7 +562,7 @@ def main() -> int:
                 name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
                 for name in ("synchronous_commit", "fsync", "shared_buffers", "max_connections")
             }
-            postmaster_pid = int(_proc_stat(conn.info.backend_pid)[1])  # the backend's parent
+            postmaster_pid = int(proc_stat(conn.info.backend_pid)[1])  # the backend's parent
         rclient.flushdb()
         redis_version = rclient.info("server")["redis_version"]
         migrate = subprocess.run(
