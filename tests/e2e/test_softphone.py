@@ -15,11 +15,9 @@ from __future__ import annotations
 import io
 import json
 import re
-import tempfile
 import threading
 import wave
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +25,12 @@ from playwright.sync_api import BrowserContext, Page, Route, WebSocketRoute, exp
 
 from contact_center.extensions import db
 from tests.conftest import PASSWORD
-from tests.softphone.conftest import API_KEY_SECRET, API_KEY_SID, TWIML_APP_SID, decode_jwt
+from tests.e2e.conftest import save_screenshot
+from tests.softphone.conftest import (
+    API_KEY_SECRET,
+    decode_jwt,
+    softphone_app_config,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -35,19 +38,7 @@ SIGNALLING = re.compile(r"^wss://[^/]*\.twilio\.com/")
 LOCAL = re.compile(r"^https?://(127\.0\.0\.1|localhost)(:\d+)?/")
 TOKEN_URL = "/api/v1/agents/me/voice-token"
 CORS = {"Access-Control-Allow-Origin": "*"}
-# The console with a call ringing in the softphone, for a person to look at (not compared).
-SCREENSHOT = Path(tempfile.gettempdir()) / "agent-softphone.png"
-
-
-@pytest.fixture
-def app_config(app_config):
-    return {
-        **app_config,
-        "TWILIO_API_KEY_SID": API_KEY_SID,
-        "TWILIO_API_KEY_SECRET": API_KEY_SECRET,
-        "TWILIO_TWIML_APP_SID": TWIML_APP_SID,
-        "VOICE_TOKEN_TTL_S": 900,
-    }
+app_config = softphone_app_config  # the softphone is configured in these tests
 
 
 def _silence() -> bytes:
@@ -184,7 +175,7 @@ def test_the_browser_registers_with_the_agents_token_and_declines_a_call(
     expect(page.locator("#softphone-state")).to_have_text("Ringing in this browser")
     expect(page.locator("#softphone-answer")).to_be_visible()
     expect(page.locator("#softphone-hangup")).to_be_hidden()
-    page.screenshot(path=str(SCREENSHOT))
+    save_screenshot(page, "agent-softphone")  # for a person to look at (not compared)
     page.click("#softphone-decline")
     _wait(page, lambda: fake_twilio.messages("reject"), "the reject message")
     assert fake_twilio.messages("reject")[0]["payload"]["callsid"] == "CA" + "5" * 32

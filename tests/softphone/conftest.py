@@ -16,7 +16,8 @@ TWIML_APP_SID = "AP" + "0" * 30 + "03"
 
 
 @pytest.fixture
-def app_config(app_config):
+def softphone_app_config(app_config):
+    """The test app with the softphone configured (a fake API key and TwiML app)."""
     return {
         **app_config,
         "TWILIO_API_KEY_SID": API_KEY_SID,
@@ -48,3 +49,6 @@ def session_client(client, username: str, password: str) -> str:
     assert signed_in.status_code == 302
     console = client.get("/agent").get_data(as_text=True)
     return console.split('<meta name="csrf-token" content="')[1].split('"')[0]
+
+
+app_config = softphone_app_config  # every test here has the softphone configured
