@@ -526,8 +526,10 @@
   }
 
   document.addEventListener("cc:pop", function (event) {
-    var item = event.detail.item;
-    var container = event.detail.container;
+    popExtras(event.detail.item, event.detail.container);
+  });
+
+  function popExtras(item, container) {
     var pop = item.screenPop || {};
     if (pop.customer) {
       var notes = container.querySelector(".pop-notes");
@@ -545,7 +547,7 @@
       row.appendChild(pick);
     });
     profile.appendChild(quickCreate(item));
-  });
+  }
 
   // ---------------------------------------------------------------- search
 
@@ -639,4 +641,14 @@
   });
 
   loadQueues();
+  // Work the console showed before this script ran (its events came too early for us).
+  var early = ui.selected();
+  if (early) {
+    onWork({ detail: { item: early } });
+    var shownPop = $("current-pop");
+    if (shownPop.firstChild && !shownPop.querySelector("#customer-note, .quick-create")) {
+      popExtras(early, shownPop);
+    }
+  }
+  document.body.dataset.workspaceReady = "true";  // search and tools answer from here on
 })();

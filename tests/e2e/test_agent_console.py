@@ -32,6 +32,7 @@ def _sign_in_and_go_available(page: Page, login, username: str) -> None:
     login(username, PASSWORD)
     expect(page).to_have_url(re.compile(r"/agent$"))
     expect(page.locator("#connection-state")).to_have_text("Connected")
+    expect(page.locator("body")).to_have_attribute("data-workspace-ready", "true")
     expect(page.locator("#agent-status")).to_have_text("offline")
     page.click("#go-available")
     expect(page.locator("#agent-status")).to_have_text("available")

@@ -41,6 +41,8 @@ def _sign_in(page: Page, username: str) -> None:
     page.click("button[type=submit]")
     expect(page).to_have_url(re.compile(r"/agent$"))
     expect(page.locator("#connection-state")).to_have_text("Connected")
+    # The socket can connect before the page's last scripts have run.
+    expect(page.locator("body")).to_have_attribute("data-workspace-ready", "true")
 
 
 def _go_available(page: Page) -> None:
