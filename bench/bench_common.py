@@ -1,4 +1,5 @@
-"""What the benches share: CPU time from /proc, free ports, percentiles, small helpers.
+"""What the benches share: starting and stopping servers, CPU time from /proc, free ports,
+percentiles, small helpers.
 
 Imported by the bench scripts as a sibling module (`python bench/<name>.py` puts `bench/` on
 the path).
@@ -6,12 +7,17 @@ the path).
 
 from __future__ import annotations
 
+import http.client
 import os
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 HZ = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def proc_stat(pid: int) -> list[str] | None:
@@ -76,3 +82,59 @@ def tail(path: Path, lines: int = 30) -> str:
 
 def with_db(url: str, db: str) -> str:
     return urlparse(url)._replace(path=f"/{db}").geturl()
+
+
+def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """Run `command` from the repository root in its own process group, output to `log`."""
+    with open(log, "wb") as log_file:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_http(
+    proc: subprocess.Popen,
+    port: int,
+    path: str,
+    log: Path,
+    timeout: float,
+    *,
+    require_2xx: bool = False,
+) -> float:
+    """Seconds until `path` on `port` answers (with a 2xx if `require_2xx`); raises if the
+    process dies or the time runs out."""
+    start_at = time.monotonic()
+    while time.monotonic() - start_at < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}:\n{tail(log)}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            status = conn.getresponse().status
+            conn.close()
+            if not require_2xx or 200 <= status < 300:
+                return time.monotonic() - start_at
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answered {path} on port {port} within {timeout} s:\n{tail(log)}")
+
+
+def stop(proc: subprocess.Popen | None) -> int | None:
+    """Terminate (gracefully), then kill its process group (a master and its workers)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    return proc.returncode

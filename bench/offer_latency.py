@@ -82,18 +82,21 @@ from urllib.parse import urlencode, urlparse
 import psycopg
 import redis
 from bench_common import (
+    ROOT,
     free_port,
     machine_busy_s,
     ms,
     percentile,
     proc_stat,
+    start,
+    stop,
     tail,
     tree_cpu_s,
+    wait_http,
     with_db,
 )
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 VOICE_PATH = "/webhooks/twilio/voice"
 STATUS_PATH = "/webhooks/twilio/voice/status"
@@ -636,50 +639,6 @@ def saturated(r: dict, limit_ms: float) -> bool:
 
 
 # ---------------------------------------------------------------- services
-
-
-def wait_http(proc: subprocess.Popen, port: int, path: str, log: Path, timeout: float) -> float:
-    """Seconds until something answers `path` on `port`; raises if it dies or times out."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}:\n{tail(log)}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            conn.getresponse().read()
-            conn.close()
-            return time.monotonic() - start
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing answered on port {port} within {timeout} s:\n{tail(log)}")
-
-
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as log_file:
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop(proc: subprocess.Popen | None) -> int | None:
-    """Terminate (gracefully), then kill the process group."""
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    return proc.returncode
 
 
 def logged_exceptions(log: Path) -> Counter:

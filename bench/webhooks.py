@@ -41,7 +41,6 @@ import itertools
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -56,20 +55,23 @@ from urllib.parse import urlencode, urlparse
 import psycopg
 import redis
 from bench_common import (
+    ROOT,
     children_of,
     free_port,
     machine_busy_s,
     ms,
     percentile,
     proc_stat,
+    start,
+    stop,
     tail,
     tree_cpu_s,
+    wait_http,
     with_db,
 )
 from psycopg import sql
 from twilio.request_validator import RequestValidator
 
-ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 VOICE_PATH = "/webhooks/twilio/voice"
 PUBLIC_BASE_URL = "http://bench.local"  # what both sides sign against; never resolved
@@ -432,39 +434,6 @@ class Probe:
 # ---------------------------------------------------------------- services
 
 
-def wait_ready(proc: subprocess.Popen, port: int, path: str, log: Path, timeout: float) -> float:
-    """Seconds until the server answers `path` with 2xx; raises if it dies or times out."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{tail(log)}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            status = conn.getresponse().status
-            conn.close()
-            if 200 <= status < 300:
-                return time.monotonic() - start
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer {path} within {timeout} s:\n{tail(log)}")
-
-
-def stop(proc: subprocess.Popen | None) -> int | None:
-    """Terminate (gracefully), then kill; returns the exit code."""
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # master and workers: its own process group
-            proc.wait(timeout=10)
-    return proc.returncode
-
-
 def describe(phase: PhaseResult) -> str:
     lat = phase.latencies()
     cpu = phase.cpu
@@ -589,17 +558,8 @@ def main() -> int:
             "10",
             args.app,
         ]
-        with open(log, "wb") as log_file:
-            proc = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        ready_s = wait_ready(proc, port, args.bare_path, log, args.startup_timeout)
+        proc = start(command, env, log)
+        ready_s = wait_http(proc, port, args.bare_path, log, args.startup_timeout, require_2xx=True)
         cores = os.cpu_count()
         print(
             f"gunicorn -k gevent -w {args.workers} {args.app} on 127.0.0.1:{port} answered in "
