@@ -403,14 +403,46 @@
     }));
   }
 
+  /* A form of one drafted text box and a submit button: an empty box only takes the focus;
+   * the button is off while `send(text)` runs; once it succeeds the draft is cleared and
+   * `done` runs. Returns the form and its box. */
+  function textForm(o) {
+    var box = drafted(h("textarea", { id: o.id, className: "input", rows: o.rows, maxlength: o.maxlength,
+      placeholder: o.placeholder }), o.draftKey);
+    var button = h("button", { type: "submit", className: "btn btn-small " + o.buttonClass, id: o.buttonId }, o.buttonText);
+    var form = h("form", { className: o.className },
+      h("label", { for: o.id, className: o.labelClass || null }, o.label), o.before || null, box,
+      h("div", { className: "form-actions" }, button));
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!box.value.trim()) { box.focus(); return; }
+      busy(button, o.send(box.value)).then(function () {
+        drafts.set(o.draftKey, "");
+        return o.done();
+      }).catch(failed(o.failure));
+    });
+    return { form: form, box: box };
+  }
+
   function replyForm(ticket) {
     var key = "ticket:" + ticket.id + ":reply";
-    var body = drafted(h("textarea", { id: "reply-body", className: "input", rows: 5, maxlength: 100000,
-      placeholder: "Write to the customer…" }), key);
-    body.addEventListener("focus", function () { setReplying(true); });
-    body.addEventListener("blur", function () { setReplying(false); });
     var canned = h("select", { id: "canned-response", className: "input input-small", "aria-label": "Canned response" },
       h("option", { value: "" }, "Insert a canned response…"));
+    var reply = textForm({
+      className: "reply-form", id: "reply-body", label: "Reply", before: canned, rows: 5, maxlength: 100000,
+      placeholder: "Write to the customer…", draftKey: key,
+      buttonId: "send-reply", buttonClass: "btn-primary", buttonText: "Send reply",
+      failure: "Could not send the reply",
+      send: function (text) { return api("POST", "/api/v1/tickets/" + ticket.id + "/replies", { body: text }); },
+      done: function () {
+        setReplying(false);
+        ui.activity("Reply sent on #" + ticket.number, "call");
+        reloadTicket(ticket.id);
+      },
+    });
+    var body = reply.box;
+    body.addEventListener("focus", function () { setReplying(true); });
+    body.addEventListener("blur", function () { setReplying(false); });
     loadCanned().then(function (list) {
       list.forEach(function (c) { canned.appendChild(h("option", { value: c.id }, c.name)); });
     });
@@ -423,40 +455,18 @@
         body.focus();
       }).catch(failed("Could not insert the canned response"));
     });
-    var send = h("button", { type: "submit", className: "btn btn-primary btn-small", id: "send-reply" }, "Send reply");
-    var form = h("form", { className: "reply-form" },
-      h("label", { for: "reply-body" }, "Reply"), canned, body, h("div", { className: "form-actions" }, send));
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      if (!body.value.trim()) { body.focus(); return; }
-      busy(send, api("POST", "/api/v1/tickets/" + ticket.id + "/replies", { body: body.value }))
-        .then(function () {
-          drafts.set(key, "");
-          setReplying(false);
-          ui.activity("Reply sent on #" + ticket.number, "call");
-          reloadTicket(ticket.id);
-        }).catch(failed("Could not send the reply"));
-    });
-    return form;
+    return reply.form;
   }
 
   function noteForm(ticket) {
-    var key = "ticket:" + ticket.id + ":note";
-    var body = drafted(h("textarea", { id: "ticket-note", className: "input", rows: 3, maxlength: 100000,
-      placeholder: "Only colleagues see this." }), key);
-    var add = h("button", { type: "submit", className: "btn btn-secondary btn-small", id: "add-ticket-note" }, "Add internal note");
-    var form = h("form", { className: "note-form" },
-      h("label", { for: "ticket-note" }, "Internal note"), body, h("div", { className: "form-actions" }, add));
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      if (!body.value.trim()) { body.focus(); return; }
-      busy(add, api("POST", "/api/v1/tickets/" + ticket.id + "/notes", { body: body.value }))
-        .then(function () {
-          drafts.set(key, "");
-          reloadTicket(ticket.id);
-        }).catch(failed("Could not add the note"));
-    });
-    return form;
+    return textForm({
+      className: "note-form", id: "ticket-note", label: "Internal note", rows: 3, maxlength: 100000,
+      placeholder: "Only colleagues see this.", draftKey: "ticket:" + ticket.id + ":note",
+      buttonId: "add-ticket-note", buttonClass: "btn-secondary", buttonText: "Add internal note",
+      failure: "Could not add the note",
+      send: function (text) { return api("POST", "/api/v1/tickets/" + ticket.id + "/notes", { body: text }); },
+      done: function () { reloadTicket(ticket.id); },
+    }).form;
   }
 
   function reloadTicket(ticketId) {
@@ -483,23 +493,19 @@
   }
 
   function customerNoteForm(item, customer) {
-    var key = "customer:" + customer.id + ":note";
-    var text = drafted(h("textarea", { id: "customer-note", className: "input", rows: 2, maxlength: 10000,
-      placeholder: "A note on the customer's record" }), key);
-    var add = h("button", { type: "submit", className: "btn btn-secondary btn-small", id: "add-customer-note" }, "Add note");
-    var form = h("form", { className: "note-form" }, h("label", { for: "customer-note", className: "visually-hidden" }, "Note"),
-      text, h("div", { className: "form-actions" }, add));
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      if (!text.value.trim()) { text.focus(); return; }
-      busy(add, api("POST", "/api/v1/customers/" + customer.id + "/notes", { text: text.value.trim() }))
-        .then(function () {
-          drafts.set(key, "");
-          ui.activity("Note added for " + customer.name, "info");
-          return refreshPop(item, customer.id);
-        }).catch(failed("Could not add the note"));
-    });
-    return form;
+    return textForm({
+      className: "note-form", id: "customer-note", label: "Note", labelClass: "visually-hidden", rows: 2,
+      maxlength: 10000, placeholder: "A note on the customer's record", draftKey: "customer:" + customer.id + ":note",
+      buttonId: "add-customer-note", buttonClass: "btn-secondary", buttonText: "Add note",
+      failure: "Could not add the note",
+      send: function (text) {
+        return api("POST", "/api/v1/customers/" + customer.id + "/notes", { text: text.trim() });
+      },
+      done: function () {
+        ui.activity("Note added for " + customer.name, "info");
+        return refreshPop(item, customer.id);
+      },
+    }).form;
   }
 
   function quickCreate(item) {
