@@ -61,12 +61,7 @@ class MonitorResultSchema(Schema):
 
 def _controllable(interaction_id: int) -> Interaction:
     """The interaction, if the caller holds it as its agent or is a supervisor."""
-    interaction = db.session.get(Interaction, interaction_id)
-    if interaction is None or not (
-        g.user.has_role("supervisor") or interaction.agent_id == g.user.id
-    ):
-        raise NotFound("No such interaction.")
-    return interaction
+    return routing.handled_by(g.user, interaction_id)
 
 
 @calls_blp.post("/<int:interaction_id>/hold")

@@ -96,11 +96,7 @@ def identify_interaction(data: dict, interaction_id: int):
 
     The interaction's agent, or a supervisor; its ticket, if it has none, gets the customer too.
     """
-    interaction = db.session.get(Interaction, interaction_id)
-    if interaction is None or not (
-        g.user.has_role("supervisor") or interaction.agent_id == g.user.id
-    ):
-        raise NotFound("No such interaction.")
+    interaction = services.handled_by(g.user, interaction_id)
     customer = db.session.get(Customer, data["customer_id"])
     if customer is None:
         raise APIError(422, "Unknown customer.", fields={"customer_id": ["No such customer."]})

@@ -481,6 +481,14 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
     }
 
 
+def handled_by(user: User, interaction_id: int) -> Interaction:
+    """The interaction, if `user` holds it as its agent or is a supervisor; else 404."""
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or not (user.has_role("supervisor") or interaction.agent_id == user.id):
+        raise NotFound("No such interaction.")
+    return interaction
+
+
 def identify(interaction: Interaction, customer: Customer, actor_id: int) -> Interaction:
     """Set the interaction's customer (and its ticket's, if that has none); audited."""
     before = interaction.customer_id
