@@ -385,11 +385,7 @@ def _record_offer(offer: Offer, now: datetime, *, step: str) -> Reservation | No
     interaction.status = "offered"
     interaction.offered_at = now
     agent.last_offer_at = now
-    # What _derive_status would say, without its two queries: a pending offer makes the
-    # agent reserved unless they are on a live call (their status, locked above, is current).
-    if agent.status != "busy" and agent.status != "reserved":
-        agent.status = "reserved"
-        agent.status_since = now
+    _derive_status(agent, now)
     _commit_keeping(reservation, interaction, queue, agent)
     # The script timed the offer with the default timeout; the queue's own one wins.
     store.add_timer(f"offer:{reservation.id}", expires.timestamp())
