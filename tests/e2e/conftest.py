@@ -24,7 +24,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import ACCOUNT_SID
+from tests.conftest import ACCOUNT_SID, PASSWORD
 from tests.live_server import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -120,14 +120,24 @@ def page(browser: Browser, live_server: LiveServer, page_errors: PageErrors) -> 
     context.close()
 
 
+def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
+    """Sign in through the login page."""
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def open_console(page: Page, username: str) -> None:
+    """Sign in and wait until the agent console is connected and all its scripts have run
+    (the socket can connect before the page's last scripts have)."""
+    sign_in(page, username)
+    expect(page).to_have_url(re.compile(r"/agent$"))
+    expect(page.locator("#connection-state")).to_have_text("Connected")
+    expect(page.locator("body")).to_have_attribute("data-workspace-ready", "true")
+
+
 @pytest.fixture
 def login(page: Page) -> Callable[[str, str], None]:
     """Factory: sign in through the login page."""
-
-    def sign_in(username: str, password: str) -> None:
-        page.goto("/login")
-        page.fill("#username", username)
-        page.fill("#password", password)
-        page.click("button[type=submit]")
-
-    return sign_in
+    return lambda username, password: sign_in(page, username, password)

@@ -18,8 +18,8 @@ from contact_center.routing.models import Interaction, Queue
 from contact_center.routing.services import create_interaction, create_queue
 from contact_center.sla.models import SlaPolicy
 from contact_center.tickets.services import change_status, create_ticket
-from tests.conftest import ACCOUNT_SID, PASSWORD, PUBLIC_BASE_URL, call_sid
-from tests.e2e.conftest import WAIT_MS, incoming_call, save_screenshot
+from tests.conftest import ACCOUNT_SID, PUBLIC_BASE_URL, call_sid
+from tests.e2e.conftest import WAIT_MS, incoming_call, open_console, save_screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -28,18 +28,15 @@ CONNECT_URL = re.compile(
 )
 
 
-def _sign_in_and_go_available(page: Page, login, username: str) -> None:
-    login(username, PASSWORD)
-    expect(page).to_have_url(re.compile(r"/agent$"))
-    expect(page.locator("#connection-state")).to_have_text("Connected")
-    expect(page.locator("body")).to_have_attribute("data-workspace-ready", "true")
+def _sign_in_and_go_available(page: Page, username: str) -> None:
+    open_console(page, username)
     expect(page.locator("#agent-status")).to_have_text("offline")
     page.click("#go-available")
     expect(page.locator("#agent-status")).to_have_text("available")
 
 
 def test_call_rings_with_screen_pop_and_is_accepted(
-    app, create_user, live_server, page, login, twilio_stub, page_errors
+    app, create_user, live_server, page, twilio_stub, page_errors
 ):
     create_customer(
         {
@@ -57,7 +54,7 @@ def test_call_rings_with_screen_pop_and_is_accepted(
     db.session.commit()
     db.session.remove()  # nothing of ours stays open while the server thread writes
 
-    _sign_in_and_go_available(page, login, "alice")
+    _sign_in_and_go_available(page, "alice")
     expect(page.locator("#user-name")).to_have_text("Alice Archer")
     expect(page.locator("#offer")).to_be_hidden()
 
@@ -118,9 +115,7 @@ def test_call_rings_with_screen_pop_and_is_accepted(
     assert page_errors.messages == []
 
 
-def test_unknown_caller_hangs_up_while_ringing(
-    app, create_user, live_server, page, login, page_errors
-):
+def test_unknown_caller_hangs_up_while_ringing(app, create_user, live_server, page, page_errors):
     # A customer whose number ends like the caller's, with markup in the name: shown as text.
     create_customer(
         {"name": '<img src=x onerror="window.__xss=1">Mallory', "phones": ["+44 113 496 0011"]}
@@ -128,7 +123,7 @@ def test_unknown_caller_hangs_up_while_ringing(
     create_user("bob", display_name="Bob Baker")
     db.session.remove()
 
-    _sign_in_and_go_available(page, login, "bob")
+    _sign_in_and_go_available(page, "bob")
     sid = call_sid(2)
     status, _ = live_server.twilio_post(
         "/webhooks/twilio/voice", incoming_call(sid, "+44 20 7496 0011")
@@ -221,7 +216,7 @@ def _interaction(sid: str) -> Interaction:
 
 
 def test_reload_during_a_call_and_in_wrap_up_shows_the_call_again(
-    app, create_user, live_server, page, login, twilio_stub, page_errors
+    app, create_user, live_server, page, twilio_stub, page_errors
 ):
     _margaret()
     create_user("dave", display_name="Dave Dent")
@@ -229,7 +224,7 @@ def test_reload_during_a_call_and_in_wrap_up_shows_the_call_again(
     db.session.commit()
     db.session.remove()
 
-    _sign_in_and_go_available(page, login, "dave")
+    _sign_in_and_go_available(page, "dave")
     sid = call_sid(3)
     _accept_call(page, live_server, twilio_stub, sid, "020 7946 0018")
     expect(page.locator("#current-caller-name")).to_have_text("Margaret Holloway")
@@ -285,7 +280,7 @@ def test_reload_during_a_call_and_in_wrap_up_shows_the_call_again(
 
 
 def test_console_shows_connected_when_the_caller_joins_then_wrap_up_when_they_hang_up(
-    app, create_user, live_server, page, login, twilio_stub, page_errors
+    app, create_user, live_server, page, twilio_stub, page_errors
 ):
     _margaret()
     create_user("erin", display_name="Erin Evans")
@@ -293,7 +288,7 @@ def test_console_shows_connected_when_the_caller_joins_then_wrap_up_when_they_ha
     db.session.commit()
     db.session.remove()
 
-    _sign_in_and_go_available(page, login, "erin")
+    _sign_in_and_go_available(page, "erin")
     sid = call_sid(4)
     connect_path = _accept_call(page, live_server, twilio_stub, sid, "+44 20 7946 0018")
     current = page.locator("#current-interaction")
@@ -338,7 +333,7 @@ def test_console_shows_connected_when_the_caller_joins_then_wrap_up_when_they_ha
 
 
 def test_several_emails_in_hand_each_with_its_own_state_and_outcome(
-    app, create_user, live_server, page, login, page_errors
+    app, create_user, live_server, page, page_errors
 ):
     customer_id = _margaret(emails=["margaret@example.com"])
     create_user("fay", display_name="Fay Fisher")
@@ -346,7 +341,7 @@ def test_several_emails_in_hand_each_with_its_own_state_and_outcome(
     db.session.commit()
     db.session.remove()
 
-    _sign_in_and_go_available(page, login, "fay")
+    _sign_in_and_go_available(page, "fay")
     offer = page.locator("#offer")
     tabs = page.locator("#work-items .work-tab")
 
@@ -445,7 +440,7 @@ def test_several_emails_in_hand_each_with_its_own_state_and_outcome(
 
 @pytest.mark.parametrize("skew_minutes", [10, -10])
 def test_countdown_and_call_timer_follow_the_server_clock(
-    app, create_user, live_server, page, login, twilio_stub, page_errors, skew_minutes
+    app, create_user, live_server, page, twilio_stub, page_errors, skew_minutes
 ):
     # The browser's clock is ten minutes off: the offer must neither expire at once nor
     # count down from ten minutes, and the call timer must start near zero.
@@ -459,7 +454,7 @@ def test_countdown_and_call_timer_follow_the_server_clock(
     db.session.commit()
     db.session.remove()
 
-    _sign_in_and_go_available(page, login, "gus")
+    _sign_in_and_go_available(page, "gus")
     sid = call_sid(5)
     status, _ = live_server.twilio_post(
         "/webhooks/twilio/voice", incoming_call(sid, "020 7946 0018")
@@ -480,7 +475,7 @@ def test_countdown_and_call_timer_follow_the_server_clock(
 
 
 def test_call_ended_without_wrap_up_keeps_the_outcome_form_until_saved(
-    app, create_user, live_server, page, login, twilio_stub, page_errors
+    app, create_user, live_server, page, twilio_stub, page_errors
 ):
     _margaret()
     create_user("hal", display_name="Hal Hughes")
@@ -488,7 +483,7 @@ def test_call_ended_without_wrap_up_keeps_the_outcome_form_until_saved(
     db.session.commit()
     db.session.remove()
 
-    _sign_in_and_go_available(page, login, "hal")
+    _sign_in_and_go_available(page, "hal")
     sid = call_sid(6)
     connect_path = _accept_call(page, live_server, twilio_stub, sid, "020 7946 0018")
     status, _ = live_server.twilio_post(connect_path, {"CallSid": sid})
@@ -524,7 +519,7 @@ def test_call_ended_without_wrap_up_keeps_the_outcome_form_until_saved(
 
 
 def test_screen_pop_shows_every_sla_clock_of_an_open_ticket(
-    app, create_user, live_server, page, login, page_errors
+    app, create_user, live_server, page, page_errors
 ):
     customer = create_customer({"name": "Mei Chen", "phones": ["+44 20 7946 0044"]})
     db.session.add(
@@ -551,7 +546,7 @@ def test_screen_pop_shows_every_sla_clock_of_an_open_ticket(
     db.session.commit()
     db.session.remove()
 
-    _sign_in_and_go_available(page, login, "alice")
+    _sign_in_and_go_available(page, "alice")
     status, body = live_server.twilio_post(
         "/webhooks/twilio/voice", incoming_call(call_sid(40), "020 7946 0044")
     )

@@ -28,21 +28,10 @@ from contact_center.extensions import db
 from contact_center.routing.models import Interaction, Reservation
 from contact_center.routing.services import create_queue
 from contact_center.tickets.models import CannedResponse, Ticket, TicketMessage
-from tests.conftest import ACCOUNT_SID, INBOUND_SECRET, PASSWORD, call_sid
-from tests.e2e.conftest import WAIT_MS, incoming_call, save_screenshot
+from tests.conftest import ACCOUNT_SID, INBOUND_SECRET, call_sid
+from tests.e2e.conftest import WAIT_MS, incoming_call, open_console, save_screenshot
 
 pytestmark = pytest.mark.e2e
-
-
-def _sign_in(page: Page, username: str) -> None:
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/agent$"))
-    expect(page.locator("#connection-state")).to_have_text("Connected")
-    # The socket can connect before the page's last scripts have run.
-    expect(page.locator("body")).to_have_attribute("data-workspace-ready", "true")
 
 
 def _go_available(page: Page) -> None:
@@ -86,7 +75,7 @@ def test_a_call_from_ring_to_wrap_up_with_a_note_and_a_complaint(
     db.session.remove()
     page.set_viewport_size({"width": 1366, "height": 768})  # the smallest screen we support
 
-    _sign_in(page, "alice")
+    open_console(page, "alice")
     page.select_option("#away-reason", "training")
     page.click("#go-away")
     expect(page.locator("#agent-status")).to_have_text("away")
@@ -193,12 +182,12 @@ def test_a_declined_offer_moves_on_to_the_next_agent(
     db.session.commit()
     db.session.remove()
 
-    _sign_in(page, "bob")
+    open_console(page, "bob")
     _go_available(page)  # bob has waited longest: he is offered the call first
     alice_errors: list[str] = []
     alice = _second_page(browser, live_server.url, alice_errors)
     try:
-        _sign_in(alice, "alice")
+        open_console(alice, "alice")
         _go_available(alice)
 
         status, _ = live_server.twilio_post(
@@ -271,7 +260,7 @@ def test_an_email_is_answered_from_the_console_and_the_reply_is_sent(
     db.session.commit()
     db.session.remove()
 
-    _sign_in(page, "fay")
+    open_console(page, "fay")
     _go_available(page)
     status, body = live_server.post(
         "/webhooks/email/inbound",
@@ -373,7 +362,7 @@ def test_search_finds_a_customer_by_any_phone_format_and_opens_their_record(
     create_user("alice", display_name="Alice Archer")
     db.session.commit()
     db.session.remove()
-    _sign_in(page, "alice")
+    open_console(page, "alice")
     page.keyboard.press("/")
     expect(page.locator("#search-q")).to_be_focused()
     page.fill("#search-q", "07700 900777")
