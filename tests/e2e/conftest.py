@@ -104,20 +104,25 @@ def page_errors() -> PageErrors:
 @pytest.fixture
 def page(browser: Browser, live_server: LiveServer, page_errors: PageErrors) -> Iterator[Page]:
     """A fresh browser context (no cookies) on the live server; closed before the server stops."""
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1440, "height": 900}, locale="en-GB"
-    )
+    page = new_page(browser, live_server.url, page_errors, {"width": 1440, "height": 900})
+    yield page
+    page.context.close()
+
+
+def new_page(browser: Browser, base_url: str, errors: PageErrors, viewport: dict) -> Page:
+    """A page in a fresh browser context (no cookies); its JavaScript errors go to `errors`.
+    The caller closes its context."""
+    context = browser.new_context(base_url=base_url, viewport=viewport, locale="en-GB")
     context.set_default_timeout(WAIT_MS)
     page = context.new_page()
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
-            page_errors.messages.append(f"console: {message.text}")
+            errors.messages.append(f"console: {message.text}")
 
-    page.on("pageerror", lambda error: page_errors.messages.append(f"pageerror: {error}"))
+    page.on("pageerror", lambda error: errors.messages.append(f"pageerror: {error}"))
     page.on("console", on_console)
-    yield page
-    context.close()
+    return page
 
 
 def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:

@@ -17,7 +17,7 @@ from email import message_from_bytes
 import pytest
 import socketio
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from contact_center.agents.models import User
 from contact_center.agents.services import issue_token
@@ -29,7 +29,14 @@ from contact_center.routing.models import Interaction, Reservation
 from contact_center.routing.services import create_queue
 from contact_center.tickets.models import CannedResponse, Ticket, TicketMessage
 from tests.conftest import ACCOUNT_SID, INBOUND_SECRET, call_sid
-from tests.e2e.conftest import WAIT_MS, incoming_call, open_console, save_screenshot
+from tests.e2e.conftest import (
+    WAIT_MS,
+    PageErrors,
+    incoming_call,
+    new_page,
+    open_console,
+    save_screenshot,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,17 +44,6 @@ pytestmark = pytest.mark.e2e
 def _go_available(page: Page) -> None:
     page.click("#go-available")
     expect(page.locator("#agent-status")).to_have_text("available")
-
-
-def _second_page(browser: Browser, base_url: str, errors: list[str]) -> Page:
-    context = browser.new_context(
-        base_url=base_url, viewport={"width": 1366, "height": 768}, locale="en-GB"
-    )
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
-    page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
-    return page
 
 
 def _unlabelled_controls(page: Page) -> list[str]:
@@ -184,8 +180,8 @@ def test_a_declined_offer_moves_on_to_the_next_agent(
 
     open_console(page, "bob")
     _go_available(page)  # bob has waited longest: he is offered the call first
-    alice_errors: list[str] = []
-    alice = _second_page(browser, live_server.url, alice_errors)
+    alice_errors = PageErrors()
+    alice = new_page(browser, live_server.url, alice_errors, {"width": 1366, "height": 768})
     try:
         open_console(alice, "alice")
         _go_available(alice)
@@ -229,7 +225,7 @@ def test_a_declined_offer_moves_on_to_the_next_agent(
     assert customer.name == "Priya Patel"
     assert [i.value for i in customer.identities] == ["+447700900555"]
     db.session.remove()
-    assert page_errors.messages == [] and alice_errors == []
+    assert page_errors.messages == [] and alice_errors.messages == []
 
 
 def _mail(message_id: str, body: str) -> bytes:
