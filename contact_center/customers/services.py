@@ -20,6 +20,7 @@ from contact_center.customers.models import (
 from contact_center.db_types import contains, isoformat
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
+from contact_center.reads import execute_read
 from contact_center.tickets.models import Ticket
 
 
@@ -176,21 +177,19 @@ def _has_identity(kind: str, value: str) -> sa.ColumnElement[bool]:
     )
 
 
-def suggest_for_phone(raw_number: str | None, limit: int = 5) -> list[dict[str, Any]]:
-    """Likely matches for an unknown caller: customers with a number ending the same way."""
-    e164 = normalise_phone(raw_number) if raw_number else None
-    if not e164 or len(e164) < 8:
-        return []
-    rows = db.session.execute(
-        sa.select(Customer.id, Customer.name)
+def _phone_matches(e164: str, limit: int = 5) -> list[sa.Row]:
+    """Customers with this number (first) or, for a full number, one ending the same way:
+    one indexed read, for the screen pop of a caller known or not."""
+    exact = CustomerIdentity.value == e164
+    matching = phone_tail(CustomerIdentity.value) == e164[-PHONE_TAIL_DIGITS:]
+    statement = (
+        sa.select(Customer.id, Customer.name, exact.label("exact"))
         .join(CustomerIdentity)
-        .where(
-            CustomerIdentity.kind == "phone",
-            phone_tail(CustomerIdentity.value) == e164[-PHONE_TAIL_DIGITS:],
-        )
+        .where(CustomerIdentity.kind == "phone", matching if len(e164) >= 8 else exact)
+        .order_by(exact.desc(), Customer.id)
         .limit(limit)
     )
-    return [{"id": r.id, "name": r.name, "reason": "phone number ends the same"} for r in rows]
+    return list(execute_read(statement, {}))
 
 
 def customer_summary(customer: Customer) -> dict[str, Any]:
@@ -232,21 +231,14 @@ def screen_pop_for_caller(
 ) -> dict[str, Any]:
     """The screen pop for a caller: their history, or suggestions when unknown."""
     e164 = normalise_phone(raw_number) if raw_number else None
-    # Only the id: the screen pop reads the customer itself, in its one statement.
-    customer_id = (
-        db.session.scalar(
-            sa.select(CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == "phone", CustomerIdentity.value == e164
-            )
-        )
-        if e164
-        else None
-    )
-    if customer_id is not None:
-        return history(customer_id, exclude_interaction_id)
+    matches = _phone_matches(e164) if e164 else []
+    if matches and matches[0].exact:
+        return history(matches[0].id, exclude_interaction_id)
     return {
         "customer": None,
-        "suggestions": suggest_for_phone(raw_number),
+        "suggestions": [
+            {"id": m.id, "name": m.name, "reason": "phone number ends the same"} for m in matches
+        ],
         "open_tickets": [],
         "complaints": [],
         "recent_interactions": [],

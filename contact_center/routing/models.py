@@ -16,6 +16,7 @@ CHANNELS = ("voice", "email", "callback")
 INTERACTION_STATUSES = ("ivr", "queued", "offered", "connecting", "active", "wrapup", "ended")
 # Interactions holding a slot of the agent's channel capacity.
 HOLDING_STATUSES = ("connecting", "active", "wrapup")
+LIVE_STATUSES = ("connecting", "active")
 STRATEGIES = ("longest_idle", "least_occupied", "round_robin")
 OUTCOMES = (
     "answered",

@@ -37,8 +37,14 @@ from contact_center.extensions import db
 from contact_center.ivr import calls
 from contact_center.realtime.events import emit_to_agent
 from contact_center.redis_client import get_redis
-from contact_center.routing import policy
-from contact_center.routing.models import HOLDING_STATUSES, Interaction, Queue, Reservation
+from contact_center.routing import offers, policy
+from contact_center.routing.models import (
+    HOLDING_STATUSES,
+    LIVE_STATUSES,
+    Interaction,
+    Queue,
+    Reservation,
+)
 from contact_center.routing.store import (
     REBUILD_LOCK,
     TAG,
@@ -56,7 +62,6 @@ log = logging.getLogger(__name__)
 
 SETTABLE_STATUSES = PRESENCES
 FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
-LIVE_STATUSES = ("connecting", "active")
 DISCONNECT_GRACE_S = 30
 STEP_RETRY_S = 2
 MAX_MATCHES_PER_CALL = 1000
@@ -339,59 +344,97 @@ def _offer_agent(agent: User) -> Reservation | None:
 
 def _record_offer(offer: Offer, now: datetime, *, step: str) -> Reservation | None:
     """Record a reservation Redis made; undo it if the database says it cannot stand."""
-    store = _store()
+    if offer.waiting_key.startswith(f"{TAG}:pw:"):
+        step = "preferred agent"
+    decision = {
+        "step": step,
+        "pool": offer.waiting_key,
+        "score": offer.score,
+        "candidates": _candidates(offer),
+        "stale_skipped": offer.why.get("stale_skipped", 0),
+    }
+    if db.engine.dialect.name == "postgresql":
+        try:
+            reservation, interaction, agent = offers.record(
+                offer.reservation_id,
+                offer.interaction_id,
+                offer.agent_id,
+                now,
+                default_timeout_s=current_app.config["OFFER_TIMEOUT_S"],
+                decision=decision,
+            )
+        except offers.Refused as refused:
+            _refuse_offer(offer, now, refused.interaction_status, refused.agent_row)
+            return None
+    else:
+        recorded = _record_offer_orm(offer, now, decision)
+        if recorded is None:
+            return None
+        reservation, interaction, agent = recorded
+    _commit_keeping(reservation, interaction, interaction.queue, agent)
+    # The script timed the offer with the default timeout; the queue's own one wins.
+    _store().add_timer(f"offer:{reservation.id}", reservation.expires_at.timestamp())
+    emit_to_agent(agent.id, "offer", offer_payload(reservation))
+    emit_to_agent(agent.id, "status", agent_status_payload(agent))
+    return reservation
+
+
+def _record_offer_orm(
+    offer: Offer, now: datetime, decision: dict[str, Any]
+) -> tuple[Reservation, Interaction, User] | None:
+    """The offer's checks and writes through the ORM (where offers.record cannot run)."""
     # Fresh from the locked rows, whatever this session holds (it may have kept its values
     # over a commit): only the database can say the interaction still waits.
     interaction = db.session.get(
         Interaction, offer.interaction_id, with_for_update=True, populate_existing=True
     )
-    agent = db.session.get(User, offer.agent_id, with_for_update=True, populate_existing=True)
     if interaction is None or interaction.status != "queued":
-        db.session.rollback()
-        # "offered" here means a closing offer has put it back in Redis but not yet committed
-        # "queued": it is still waiting, so it goes back; any other status means it is gone.
-        still_waiting = interaction is not None and interaction.status == "offered"
-        store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=still_waiting)
+        _refuse_offer(offer, now, interaction.status if interaction else None, None)
         return None
+    agent = db.session.get(User, offer.agent_id, with_for_update=True, populate_existing=True)
     if agent is None or agent.presence != "available":
-        db.session.rollback()
-        store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=True)
-        if agent is not None:  # Redis thought them available: correct it
-            store.set_agent(agent.id, agent.presence, agent.capacity or {})
+        known = agent is not None
+        agent_row = {"presence": agent.presence, "capacity": agent.capacity} if known else None
+        _refuse_offer(offer, now, "queued", agent_row)
         return None
     queue = interaction.queue
-    expires = _expiry(queue, now)
-    if offer.waiting_key.startswith(f"{TAG}:pw:"):
-        step = "preferred agent"
     reservation = Reservation(
         id=offer.reservation_id,
         interaction_id=interaction.id,
         agent_id=agent.id,
         status="pending",
         created_at=now,
-        expires_at=expires,
+        expires_at=_expiry(queue, now),
         decision={
-            "step": step,
+            **decision,
             "strategy": queue.strategy,
             "queue": queue.name,
-            "pool": offer.waiting_key,
-            "score": offer.score,
             "waited_s": _waited_s(interaction, now),
-            "candidates": _candidates(offer),
-            "stale_skipped": offer.why.get("stale_skipped", 0),
         },
     )
+    _derive_status(agent, now, offering=True)
     db.session.add(reservation)
     interaction.status = "offered"
     interaction.offered_at = now
     agent.last_offer_at = now
-    _derive_status(agent, now)
-    _commit_keeping(reservation, interaction, queue, agent)
-    # The script timed the offer with the default timeout; the queue's own one wins.
-    store.add_timer(f"offer:{reservation.id}", expires.timestamp())
-    emit_to_agent(agent.id, "offer", offer_payload(reservation))
-    emit_to_agent(agent.id, "status", agent_status_payload(agent))
-    return reservation
+    return reservation, interaction, agent
+
+
+def _refuse_offer(
+    offer: Offer, now: datetime, interaction_status: str | None, agent_row: dict | None
+) -> None:
+    """Undo a reservation the database will not have, and put Redis right."""
+    db.session.rollback()
+    store = _store()
+    if interaction_status != "queued":
+        # "offered" here means a closing offer has put it back in Redis but not yet committed
+        # "queued": it is still waiting, so it goes back; any other status means it is gone.
+        still_waiting = interaction_status == "offered"
+        store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=still_waiting)
+        return
+    store.resolve(offer.reservation_id, "revoked", now.timestamp(), requeue=True)
+    if agent_row is not None:  # Redis thought them available: correct it
+        store.set_agent(offer.agent_id, agent_row["presence"], agent_row["capacity"] or {})
 
 
 def _commit_keeping(*rows: Any) -> None:
@@ -635,43 +678,12 @@ def reservation_payload(reservation: Reservation) -> dict[str, Any]:
 # ---------------------------------------------------------------- agent state
 
 
-def _derive_status(agent: User, now: datetime) -> None:
+def _derive_status(agent: User, now: datetime, *, offering: bool = False) -> None:
     """What the agent is doing: busy > reserved > wrap-up > their chosen presence."""
-    rows = db.session.execute(
-        sa.select(Interaction.status, Interaction.agent_id, Interaction.consult_agent_id).where(
-            sa.or_(
-                sa.and_(Interaction.agent_id == agent.id, Interaction.status.in_(HOLDING_STATUSES)),
-                sa.and_(
-                    Interaction.consult_agent_id == agent.id,
-                    Interaction.status.in_(LIVE_STATUSES),
-                ),
-                sa.and_(
-                    Interaction.handoff_agent_id == agent.id,
-                    Interaction.handoff_wrapup_until.is_not(None),
-                ),
-            )
-        )
-    ).all()
-    holding = [
-        # A consult is a live call of the consulted agent; a hand-off is their wrap-up.
-        row.status
-        if row.agent_id == agent.id
-        else ("active" if row.consult_agent_id == agent.id else "wrapup")
-        for row in rows
-    ]
-    pending = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Reservation)
-        .where(Reservation.agent_id == agent.id, Reservation.status == "pending")
+    db.session.flush()  # derived from the rows: this transaction's changes count
+    status = db.session.scalar(
+        sa.select(offers.derived_status(agent.id, agent.presence, offering=offering))
     )
-    if any(status in LIVE_STATUSES for status in holding):
-        status = "busy"
-    elif pending:
-        status = "reserved"
-    elif "wrapup" in holding:
-        status = "wrapup"
-    else:
-        status = agent.presence
     if status != agent.status:
         agent.status = status
         agent.status_since = now

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from contact_center.audit import trail
 from contact_center.customers.models import CustomerIdentity, CustomerNote, phone_tail
-from contact_center.customers.services import suggest_for_phone
+from contact_center.customers.services import screen_pop_for_caller
 from contact_center.db_types import utcnow
 from contact_center.extensions import db
 from contact_center.tickets.models import Ticket
@@ -173,8 +173,11 @@ def test_an_unknown_callers_likely_matches_come_from_the_phone_tail_index(app, h
     """Numbers ending the same way are suggested, found through the index, not a scan."""
     same_tail = _customer(client, headers, "Tail Twin", "+44 20 7946 0018")
     _customer(client, headers, "Other Number", "+44 20 7946 0099")
-    suggestions = suggest_for_phone("+1 212 946 0018")  # another country, same last 7 digits
-    assert [s["id"] for s in suggestions] == [same_tail["id"]]
+    pop = screen_pop_for_caller("+1 212 946 0018")  # another country, same last 7 digits
+    assert pop["customer"] is None
+    assert [s["id"] for s in pop["suggestions"]] == [same_tail["id"]]
+    # The number itself, in another format: the customer, not a suggestion.
+    assert screen_pop_for_caller("020 7946 0018")["customer"]["id"] == same_tail["id"]
 
     statement = (
         sa.select(CustomerIdentity.customer_id)

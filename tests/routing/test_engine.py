@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -531,3 +532,35 @@ def test_an_offer_goes_out_from_the_rows_it_wrote(make_queue, agent, monkeypatch
     assert offer["interaction"]["queue"] == queue.name
     assert status[0] == "status" and status[1]["status"] == "reserved"
     assert reservation.status == "pending" and reservation.agent_id == alice.id
+
+
+def test_an_offer_records_its_queue_timeout_the_wait_and_what_the_agent_is_doing(
+    make_queue, agent, arrive
+):
+    """The offer's writes: it rings for the queue's own timeout, logs the time waited, and
+    the agent reads reserved when idle but stays busy when it comes during a live call."""
+    queue = make_queue("Relaxed", channels=["voice", "email"], allow_during_voice=True)
+    queue.offer_timeout_s = 45
+    email = arrive(queue, channel="email")
+    email.enqueued_at -= timedelta(seconds=90)  # nobody free for a minute and a half
+    db.session.commit()
+    sam = agent("sam")  # going available, sam is offered the email waiting
+    ringing = pending(sam)
+    assert ringing.interaction_id == email.id
+    assert ringing.expires_at - ringing.created_at == timedelta(seconds=45)
+    assert 90 <= ringing.decision["waited_s"] <= 92
+    assert (ringing.decision["queue"], ringing.decision["strategy"]) == ("Relaxed", "longest_idle")
+    db.session.refresh(sam)
+    assert (sam.status, sam.status_since) == ("reserved", ringing.created_at)
+
+    kim = agent("kim")
+    call = arrive(queue, channel="voice")
+    routing.accept(kim, pending(kim).id)
+    db.session.refresh(kim)
+    busy_since = kim.status_since
+    assert kim.status == "busy"
+    another = arrive(queue, channel="email")
+    assert offered_to(another) == kim.id
+    db.session.refresh(kim)
+    assert (kim.status, kim.status_since) == ("busy", busy_since)
+    assert call.status != "queued"
