@@ -1088,6 +1088,8 @@ def enqueue(interaction: Interaction) -> list[Reservation]:
         return []
     tier = policy.parse_pool(pool)[3]
     reservation = _record_offer(offer, now, step=f"tier {tier}")
+    if reservation is not None and offer.waiting_left == 0:
+        return [reservation]  # nothing else waits there: no other match to look for
     offers = [reservation] if reservation is not None else []
     # Then whatever else the pool can place now, as after any match.
     return offers + _offer_pool(pool)

@@ -101,7 +101,7 @@ local function match_head(waiting, first, channel, voice_exclusive, res_id, now,
   local why = {candidates = candidates, agent_tier = best_tier, stale_skipped = stale}
   reserve(head[1], best_agent, waiting, tonumber(head[2]), channel, res_id, now, expires, why)
   return cjson.encode({interaction = head[1], agent = best_agent, score = tonumber(head[2]),
-    agent_score = best_score, why = why})
+    agent_score = best_score, why = why, waiting_left = redis.call('ZCARD', waiting)})
 end
 """
 
@@ -264,6 +264,7 @@ class Offer:
     score: float
     waiting_key: str
     why: dict[str, Any] = field(default_factory=dict)
+    waiting_left: int | None = None  # what still waits in the set it came from (if known)
 
 
 @dataclass(frozen=True)
@@ -521,6 +522,7 @@ class RoutingStore:
             score=float(data["score"]),
             waiting_key=data.get("waiting") or waiting or "",
             why=data.get("why") or {},
+            waiting_left=data.get("waiting_left"),
         )
 
     def resolve(
