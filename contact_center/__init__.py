@@ -148,6 +148,8 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.agents.api import agents_blp as agents_api
     from contact_center.agents.api import blp as auth_api
     from contact_center.board.api import blp as board_api
+    from contact_center.board.api import reports_blp as reports_api
+    from contact_center.board.views import bp as board_pages
     from contact_center.cli import register_cli
     from contact_center.complaints.api import blp as complaints_api
     from contact_center.customers.api import blp as customers_api
@@ -181,6 +183,7 @@ def _register_blueprints(app: Flask) -> None:
         sla_api,
         softphone_api,
         board_api,
+        reports_api,
     ):
         api.register_blueprint(blueprint)
         # A bearer token, or the session plus X-CSRFToken (agents/auth.py), authorises writes.
@@ -190,6 +193,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(webhooks)
     app.register_blueprint(web_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(board_pages)
     register_cli(app)
 
 

@@ -1,15 +1,23 @@
-"""`/api/v1/board/staffing/what-if`: staffing advice for supervisors, a pure computation."""
+"""`/api/v1/board/staffing/what-if`: staffing advice for supervisors, a pure computation;
+`/api/v1/reports/<kind>`: reports for a date range, as JSON or a CSV download."""
 
 from __future__ import annotations
 
+from flask import Response, request
 from flask_smorest import Blueprint
 
 from contact_center.agents.auth import require_role
-from contact_center.board import erlang
-from contact_center.board.schemas import StaffingSchema, WhatIfQuerySchema
+from contact_center.board import erlang, reports
+from contact_center.board.schemas import (
+    ReportQuerySchema,
+    ReportSchema,
+    StaffingSchema,
+    WhatIfQuerySchema,
+)
 from contact_center.errors import APIError
 
 blp = Blueprint("board", __name__, url_prefix="/api/v1/board", description="Supervisor board")
+reports_blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Reports")
 
 
 @blp.get("/staffing/what-if")
@@ -54,3 +62,29 @@ def staffing_what_if(args: dict):
             f"answered within {threshold} / (answered + abandoned after {threshold})"
         ),
     }
+
+
+@reports_blp.get(f"/<any({', '.join(reports.KINDS)}):kind>")
+@require_role("supervisor")
+@reports_blp.arguments(ReportQuerySchema, location="query")
+@reports_blp.response(200, ReportSchema)
+@reports_blp.alt_response(200, content_type="text/csv", description="The report as CSV")
+def report(args: dict, kind: str):
+    """A report for local days `from`..`to` (at most 92) in `tz`: `interval` (15 minutes),
+    `daily`, `agents`, `sla` (compliance) or `complaints` (the register), per queue and
+    overall. `format=csv` or `Accept: text/csv` downloads it as CSV."""
+    result = reports.report(kind, args["period"], args["queue_id"])
+    if _wants_csv(args["format"]):
+        filename = f"report-{kind}-{result['from']}-{result['to']}.csv"
+        return Response(
+            reports.to_csv(result),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return result
+
+
+def _wants_csv(format_: str | None) -> bool:
+    if format_ is not None:
+        return format_ == "csv"
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"

@@ -1,8 +1,19 @@
-"""Board schemas: the staffing what-if's question and answer."""
+"""Board schemas: the staffing what-if's question and answer; a report's question."""
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from contact_center.board.erlang import MAX_AGENTS
+from contact_center.board.reports import MAX_DAYS, Period
 
 # Above this load even 10,000 agents lose half the calls: no staffing question left to ask,
 # and the Erlang A sums (whose length grows with the load and the patience) stay short.
@@ -111,3 +122,69 @@ class StaffingSchema(Schema):
     )
     advice = fields.String(required=True, metadata={"example": "+3 agents needed for 80/20"})
     service_level_formula = fields.String(required=True)
+
+
+class ReportQuerySchema(Schema):
+    """A report's question: local days from..to (inclusive) in a time zone, one queue or all."""
+
+    date_from = fields.Date(
+        required=True,
+        data_key="from",
+        metadata={"description": "First local day, YYYY-MM-DD"},
+    )
+    date_to = fields.Date(
+        required=True,
+        data_key="to",
+        metadata={"description": "Last local day (inclusive), YYYY-MM-DD"},
+    )
+    tz = fields.String(
+        load_default="UTC",
+        validate=validate.Length(max=64),
+        metadata={"description": "IANA time zone the days and intervals are in"},
+    )
+    queue_id = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={"description": "One queue; all queues when left out"},
+    )
+    format = fields.String(
+        load_default=None,
+        validate=validate.OneOf(("json", "csv")),
+        metadata={"description": "csv downloads the report (so does Accept: text/csv)"},
+    )
+
+    @validates("tz")
+    def known_zone(self, value, **kwargs):
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"{value!r} is not a known time zone.") from None
+
+    @validates_schema
+    def bounded_range(self, data, **kwargs):
+        if data["date_to"] < data["date_from"]:
+            raise ValidationError("to must not be before from.", "to")
+        days = (data["date_to"] - data["date_from"]).days + 1
+        if days > MAX_DAYS:
+            raise ValidationError(f"The range is {days} days; at most {MAX_DAYS}.", "to")
+
+    @post_load
+    def period(self, data, **kwargs):
+        data["period"] = Period(data["date_from"], data["date_to"], ZoneInfo(data["tz"]))
+        return data
+
+
+class ReportSchema(Schema):
+    kind = fields.String(required=True)
+    date_from = fields.String(required=True, attribute="from", data_key="from")
+    date_to = fields.String(required=True, attribute="to", data_key="to")
+    tz = fields.String(required=True)
+    start = fields.String(required=True, metadata={"description": "The range's start, UTC"})
+    end = fields.String(required=True, metadata={"description": "The range's end (exclusive)"})
+    queue_id = fields.Integer(allow_none=True)
+    columns = fields.List(fields.String(), required=True)
+    rows = fields.List(fields.Dict(), required=True)
+    totals = fields.List(fields.Dict(), required=True)
+    definitions = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "The formulas"}
+    )

@@ -1486,6 +1486,7 @@ def _transfer(interaction: Interaction, queue: Queue, target: User | None) -> In
     _finish_handoff(interaction)  # an earlier hand-off's wrap-up ends now
     now = utcnow()
     _stop_hold(interaction, now)
+    _record_transfer(interaction, agent, "blind", queue.id, target.id if target else None)
     interaction.agent_id = None
     interaction.agent = None
     queue_waiting(interaction, queue, priority=interaction.priority)
@@ -1500,6 +1501,24 @@ def _transfer(interaction: Interaction, queue: Queue, target: User | None) -> In
     _after_handoff(interaction, agent)
     enqueue(interaction)
     return interaction
+
+
+def _record_transfer(
+    interaction: Interaction,
+    agent: User,
+    kind: str,
+    to_queue_id: int | None,
+    to_agent_id: int | None,
+) -> None:
+    """Stage the transfer's audit entry: the record reports count transfers from."""
+    audit.record(
+        "interaction.transferred",
+        "interaction",
+        interaction.id,
+        actor_id=agent.id,
+        before={"queue_id": interaction.queue_id, "agent_id": agent.id},
+        after={"queue_id": to_queue_id, "agent_id": to_agent_id, "kind": kind},
+    )
 
 
 def _stage_handoff(interaction: Interaction, agent: User, now: datetime) -> None:
@@ -1626,6 +1645,8 @@ def complete_consult(interaction: Interaction) -> Interaction:
     _finish_handoff(interaction)
     now = utcnow()
     _stop_hold(interaction, now)
+    if agent is not None:
+        _record_transfer(interaction, agent, "warm", interaction.queue_id, target.id)
     interaction.agent_id = target.id
     interaction.agent = target
     interaction.agent_call_sid = interaction.consult_call_sid
@@ -1730,6 +1751,9 @@ def _finish_wrapup(interaction: Interaction) -> None:
     if interaction.status != "wrapup":
         return
     interaction.status = "ended"
+    now = utcnow()
+    if interaction.wrapup_until is not None and interaction.wrapup_until > now:
+        interaction.wrapup_until = now  # finished early: the record keeps the real wrap-up
     db.session.commit()
     _store().cancel_timer(f"wrapup:{interaction.id}")
     _emit_interaction(interaction)

@@ -1,0 +1,29 @@
+"""Supervisor pages of the board package: the reports page (its data comes from the API)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+from flask_login import current_user, login_required
+
+from contact_center.board import metrics, reports
+from contact_center.extensions import db
+from contact_center.routing.models import Queue
+from contact_center.web.views import LogoutForm
+
+bp = Blueprint("board_pages", __name__, url_prefix="/supervisor")
+
+
+@bp.get("/reports")
+@login_required
+def reports_page():
+    if not current_user.has_role("supervisor"):
+        abort(403)
+    queues = db.session.scalars(db.select(Queue).order_by(Queue.name)).all()
+    return render_template(
+        "reports.html",
+        queues=queues,
+        kinds=reports.KINDS,
+        max_days=reports.MAX_DAYS,
+        definitions=metrics.DEFINITIONS,
+        logout_form=LogoutForm(),
+    )
