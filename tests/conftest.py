@@ -23,7 +23,7 @@ from contact_center.agents.services import create_user as create_user_service
 from contact_center.agents.services import issue_token
 from contact_center.extensions import db, socketio
 from contact_center.routing import services as routing
-from contact_center.routing.models import Interaction
+from contact_center.routing.models import Interaction, Queue
 from contact_center.simulate.twilio_stub import TwilioStubServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -327,3 +327,42 @@ def live_call(app, twilio_post, create_user, agent_socket):
     db.session.refresh(interaction)
     assert interaction.status == "active" and interaction.agent_call_sid
     return interaction, alice, socket
+
+
+# ---------------------------------------------------------------- routing: queues, agents, arrivals
+
+
+@pytest.fixture
+def make_queue(app) -> Callable[..., Queue]:
+    def make(name: str = "General", **fields: Any) -> Queue:
+        fields.setdefault("channels", ["voice", "email"])
+        queue = routing.create_queue(name=name, **fields)
+        db.session.commit()
+        return queue
+
+    return make
+
+
+@pytest.fixture
+def agent(create_user) -> Callable[..., User]:
+    """Factory: an agent, available at once unless told otherwise."""
+
+    def make(username: str, available: bool = True, **kwargs: Any) -> User:
+        user = create_user(username, **kwargs)
+        if available:
+            routing.set_agent_status(user, "available")
+        return user
+
+    return make
+
+
+@pytest.fixture
+def arrive(app) -> Callable[..., Interaction]:
+    """Factory: a new interaction in a queue."""
+    counter = iter(range(1, 1_000_000))
+
+    def make(queue: Queue, channel: str = "email", **kwargs: Any) -> Interaction:
+        kwargs.setdefault("external_id", f"test-{next(counter)}")
+        return routing.create_interaction(channel=channel, queue=queue, **kwargs)
+
+    return make

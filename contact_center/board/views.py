@@ -1,4 +1,4 @@
-"""Supervisor pages of the board package: the reports page (its data comes from the API)."""
+"""Supervisor pages: the live board (its data comes over Socket.IO) and the reports page."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ from contact_center.routing.models import Queue
 from contact_center.web.views import LogoutForm
 
 bp = Blueprint("board_pages", __name__, url_prefix="/supervisor")
+
+
+@bp.get("")
+@login_required
+def live_board():
+    if not current_user.has_role("supervisor"):
+        abort(403)
+    return render_template("board.html", logout_form=LogoutForm())
 
 
 @bp.get("/reports")

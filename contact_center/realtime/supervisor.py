@@ -1,7 +1,8 @@
-"""The `/supervisor` namespace: supervisors' boards receive SLA escalations here.
+"""The `/supervisor` namespace: supervisors' live boards.
 
-Only supervisors and admins may connect (an API token in `auth`, or the login session); the
-board's own events arrive with the supervisor board.
+Only supervisors and admins may connect (an API token in `auth`, or the login session). A
+board gets `board` (everything, on connect), then `board_delta` (queues' figures and
+agents' rows as they change) and `sla.escalation` events.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import session
-from flask_socketio import Namespace, join_room
+from flask_socketio import Namespace, emit, join_room
 
+from contact_center.board import live
 from contact_center.realtime.agent import socket_user
 from contact_center.realtime.events import SUPERVISOR_NAMESPACE, SUPERVISORS_ROOM
 
@@ -22,6 +24,8 @@ class SupervisorNamespace(Namespace):
             return False  # refuses the connection
         session["supervisor_id"] = user.id
         join_room(SUPERVISORS_ROOM)
+        # The whole board once; `board_delta` events keep it current from here.
+        emit("board", live.snapshot())
         return True
 
 

@@ -24,6 +24,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from contact_center import audit
 from contact_center.agents.models import PRESENCES, User
+from contact_center.board import live, metrics
 from contact_center.customers.models import Customer
 from contact_center.customers.services import (
     history,
@@ -375,7 +376,7 @@ def _record_offer(offer: Offer, now: datetime, *, step: str) -> Reservation | No
     # The script timed the offer with the default timeout; the queue's own one wins.
     _store().add_timer(f"offer:{reservation.id}", reservation.expires_at.timestamp())
     emit_to_agent(agent.id, "offer", offer_payload(reservation))
-    emit_to_agent(agent.id, "status", agent_status_payload(agent))
+    _emit_status(agent)
     return reservation
 
 
@@ -689,8 +690,22 @@ def _derive_status(agent: User, now: datetime, *, offering: bool = False) -> Non
         agent.status_since = now
 
 
+def _wait_ended(interaction: Interaction, outcome: str, now: datetime) -> None:
+    """The board's count of a wait that ended: answered, abandoned, or gone another way."""
+    if interaction.queue is not None:
+        live.wait_ended(
+            interaction.queue_id,
+            interaction.id,
+            outcome=outcome,
+            waited_s=(now - (interaction.enqueued_at or interaction.created_at)).total_seconds(),
+            threshold_s=metrics.sl_threshold_s(interaction.queue),
+        )
+
+
 def _emit_status(agent: User) -> None:
+    """The agent's status to their consoles and to every supervisor's board."""
     emit_to_agent(agent.id, "status", agent_status_payload(agent))
+    live.agent_changed(agent)
 
 
 def set_agent_status(agent: User, status: str, reason: str | None = None) -> User:
@@ -811,6 +826,7 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     )
     _emit_interaction(interaction)
     _emit_status(agent)
+    _wait_ended(interaction, "answered", now)
     if interaction.channel == "voice" and interaction.external_id:
         _connect_call(interaction, reservation, agent)
     elif interaction.channel == "callback":
@@ -1058,6 +1074,10 @@ def enqueue(interaction: Interaction) -> list[Reservation]:
     store = get_store()
     if interaction.status != "queued" or interaction.queue_id is None:
         return []
+    # On the board before it can be offered, so an answer can never precede it there.
+    live.wait_started(
+        interaction.queue_id, interaction.id, interaction.enqueued_at or interaction.created_at
+    )
     now = utcnow()
     key, timers = _placement(interaction, now)
     pool = key[len(f"{TAG}:w:") :] if key.startswith(f"{TAG}:w:") else None
@@ -1165,6 +1185,7 @@ def _overflow_step(interaction_id: int, queue_id: int, index: int) -> None:
     target = None
     if step.get("queue"):
         target = db.session.scalar(sa.select(Queue).where(Queue.name == step["queue"]))
+    left_queue_id = interaction.queue_id
     if target is not None and target.id != interaction.queue_id:
         interaction.queue_id = target.id
         interaction.queue = target
@@ -1180,6 +1201,8 @@ def _overflow_step(interaction_id: int, queue_id: int, index: int) -> None:
         return
     db.session.commit()
     store.event("overflow", interaction=interaction.id, step=index, to=new_key)
+    if interaction.queue_id != left_queue_id:
+        live.wait_moved(left_queue_id, interaction)
     _register_sig(
         interaction.queue, policy.signature(_extra_skills(interaction, interaction.queue))
     )
@@ -1370,6 +1393,7 @@ def leave_queue(interaction: Interaction, outcome: str, reason: str) -> Interact
     db.session.commit()
     store.remove(interaction.id)
     store.event(outcome, interaction=interaction.id, waited_s=_waited_s(interaction, now))
+    _wait_ended(interaction, outcome, now)
     for reservation in pending:
         store.resolve(reservation.id, "revoked", now.timestamp(), requeue=False)
         agent = reservation.agent
@@ -1433,6 +1457,10 @@ def _release_slot(agent: User, interaction: Interaction, event: str = "completed
     store.change_load(agent.id, policy.capacity_channel(interaction.channel), -1)
     store.event(event, interaction=interaction.id, agent=agent.id)
     now = utcnow()
+    if event == "completed" and interaction.answered_at is not None:
+        live.handled(
+            interaction.queue_id, agent.id, (now - interaction.answered_at).total_seconds()
+        )
     agent.idle_since = now
     _derive_status(agent, now)
     db.session.commit()
@@ -1893,6 +1921,9 @@ def rebuild_state(force: bool = False) -> dict[str, int]:
         waiting = db.session.scalars(
             sa.select(Interaction).where(Interaction.status == "queued").order_by(Interaction.id)
         ).all()
+        live.rebuild_waiting(
+            (i.queue_id, i.id, i.enqueued_at or i.created_at) for i in waiting if i.queue
+        )
         for interaction in waiting:
             if interaction.queue is not None:
                 _place(interaction)

@@ -1,0 +1,109 @@
+"""The live board: figures kept in Redis as routing works, equal to a hand computation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from contact_center.agents.services import issue_token
+from contact_center.extensions import db, socketio
+from contact_center.routing import services as routing
+from tests.routing.conftest import pending
+
+
+@pytest.fixture
+def board(app, client, create_user):
+    """A supervisor's board: a /supervisor socket, and its latest view of every queue."""
+    token, _ = issue_token(create_user("sue", role="supervisor"))
+    socket = socketio.test_client(
+        app, namespace="/supervisor", auth={"token": token}, flask_test_client=client
+    )
+    assert socket.is_connected("/supervisor")
+    yield socket
+    socket.disconnect("/supervisor")
+
+
+def latest(socket) -> tuple[dict, dict]:
+    """(queues by id, agents by id) after the snapshot and every delta received so far."""
+    queues: dict = {}
+    agents: dict = {}
+    for packet in socket.get_received("/supervisor"):
+        payload = packet["args"][0]
+        if packet["name"] == "board":
+            queues = {q["id"]: q for q in payload["queues"]}
+            agents = {a["id"]: a for a in payload["agents"]}
+        elif packet["name"] == "board_delta":
+            for q in payload.get("queues", []):
+                queues.setdefault(q["id"], {}).update(q)
+            for a in payload.get("agents", []) + payload.get("agent_counts", []):
+                agents.setdefault(a["id"], {}).update(a)
+    return queues, agents
+
+
+def backdate(interaction, seconds: int) -> None:
+    interaction.enqueued_at -= timedelta(seconds=seconds)
+    db.session.commit()
+
+
+def test_the_board_counts_a_scripted_day_as_by_hand(board, make_queue, agent, arrive):
+    queue = make_queue("Billing", channels=["email"], service_level_threshold_s=20, wrapup_s=0)
+    late, quick, gave_up_late, gave_up_early = (arrive(queue) for _ in range(4))
+    queues, _ = latest(board)
+    assert queues[queue.id]["waiting"] == 4
+    for interaction, waited in ((late, 30), (quick, 5), (gave_up_late, 25), (gave_up_early, 3)):
+        backdate(interaction, waited)
+
+    routing.abandon(gave_up_late)  # after the threshold: counts against the service level
+    routing.abandon(gave_up_early)  # within it: left out of the service level
+    sam = agent("sam", capacity={"email": 1})
+    offer = pending(sam)
+    assert offer.interaction_id == late.id
+    routing.accept(sam, offer.id)
+    routing.complete(sam, late.id)
+    routing.accept(sam, pending(sam).id)  # quick, 5 s
+    routing.complete(sam, quick.id)
+
+    queues, agents = latest(board)
+    today = queues[queue.id]["today"]
+    assert queues[queue.id]["waiting"] == 0
+    assert (today["offered"], today["answered"], today["abandoned"]) == (4, 2, 2)
+    assert (today["answered_within"], today["abandoned_within"]) == (1, 1)
+    assert today["service_level"] == pytest.approx(1 / (4 - 1), abs=1e-4)  # 1 / (4 - 1)
+    assert today["asa_s"] == pytest.approx((30 + 5) / 2, abs=1.0)
+    assert today["abandon_rate"] == 0.5
+    assert today["handled"] == 2
+    assert queues[queue.id]["interval"]["offered"] == 4  # all in this quarter hour
+    assert agents[sam.id]["handled_today"] == 2
+    assert agents[sam.id]["status"] == "available"
+
+
+def test_a_board_opened_later_gets_the_same_figures_from_redis_alone(
+    app, client, board, make_queue, agent, arrive, create_user
+):
+    queue = make_queue("Sales", channels=["email"])
+    waiting = arrive(queue)
+    backdate(waiting, 12)
+    sam = agent("sam", capacity={"email": 1})
+    routing.accept(sam, pending(sam).id)
+    arrive(queue)  # waits: sam is at capacity
+    live_view, _ = latest(board)
+
+    token, _ = issue_token(create_user("viv", role="supervisor"))
+    later = socketio.test_client(
+        app, namespace="/supervisor", auth={"token": token}, flask_test_client=client
+    )
+    [snapshot] = [p["args"][0] for p in later.get_received("/supervisor") if p["name"] == "board"]
+    opened = {q["id"]: q for q in snapshot["queues"]}[queue.id]
+    assert opened["waiting"] == live_view[queue.id]["waiting"] == 1
+    assert opened["today"] == live_view[queue.id]["today"]
+    assert opened["today"]["answered"] == 1
+    assert opened["formula"] == "answered within 20 s / (offered - abandoned within 20 s)"
+    assert {a["id"] for a in snapshot["agents"]} >= {sam.id}
+    later.disconnect("/supervisor")
+
+
+def test_agents_cannot_open_the_board_page(client, create_user):
+    create_user("agnes", role="agent")
+    client.post("/login", data={"username": "agnes", "password": "correct horse battery"})
+    assert client.get("/supervisor").status_code in (302, 403)
