@@ -147,6 +147,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from contact_center.agents.api import agents_blp as agents_api
     from contact_center.agents.api import blp as auth_api
+    from contact_center.agents.api import users_blp as users_api
     from contact_center.board.api import blp as board_api
     from contact_center.board.api import reports_blp as reports_api
     from contact_center.board.views import bp as board_pages
@@ -171,6 +172,7 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in (
         auth_api,
         agents_api,
+        users_api,
         customers_api,
         routing_api,
         ivr_api,

@@ -1,20 +1,30 @@
-"""`/api/v1/auth`: bearer tokens; `/api/v1/agents`: the agent directory."""
+"""`/api/v1/auth`: bearer tokens; `/api/v1/agents`: the agent directory; `/api/v1/users`:
+user administration (supervisors see and tune agents, admins manage everyone)."""
 
 from flask import g
 from flask_smorest import Blueprint
 
+from contact_center.agents import services
 from contact_center.agents.auth import require_role
 from contact_center.agents.schemas import (
     AgentDirectoryQuerySchema,
     AgentEntrySchema,
+    PasswordSchema,
     TokenRequestSchema,
     TokenSchema,
+    UserCreateSchema,
+    UserQuerySchema,
+    UserSchema,
+    UserUpdateSchema,
 )
 from contact_center.agents.services import authenticate, directory, issue_token, revoke_token
 from contact_center.errors import APIError
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="API tokens")
 agents_blp = Blueprint("agents", __name__, url_prefix="/api/v1/agents", description="Agents")
+users_blp = Blueprint(
+    "users", __name__, url_prefix="/api/v1/users", description="User administration"
+)
 
 
 @blp.post("/tokens")
@@ -47,3 +57,64 @@ def revoke_current_token():
 def list_agents(args: dict):
     """Active colleagues who take calls, with their status (to pick a transfer target)."""
     return directory(args["q"], args["available"])
+
+
+@users_blp.get("")
+@require_role("supervisor")
+@users_blp.arguments(UserQuerySchema, location="query")
+@users_blp.response(200, UserSchema(many=True))
+def list_users(args: dict):
+    """Users with their role, team, skills, capacity and voice endpoint (supervisors)."""
+    return services.list_users(args["role"], args["team"], args["active"])
+
+
+@users_blp.post("")
+@require_role("admin")
+@users_blp.arguments(UserCreateSchema)
+@users_blp.response(201, UserSchema)
+def create_user(data: dict):
+    """Create a user (admins). The password needs 10 characters and is not the username."""
+    return services.admin_create_user(g.user, data)
+
+
+@users_blp.get("/<int:user_id>")
+@require_role("supervisor")
+@users_blp.response(200, UserSchema)
+def get_user(user_id: int):
+    """One user (supervisors)."""
+    return services.get_user(user_id)
+
+
+@users_blp.patch("/<int:user_id>")
+@require_role("supervisor")
+@users_blp.arguments(UserUpdateSchema)
+@users_blp.response(200, UserSchema)
+def update_user(data: dict, user_id: int):
+    """Change a user: admins anything (not their own role), supervisors the team, skills and
+    capacity of agents. Skills are the full set: a skill left out is removed."""
+    return services.update_user(g.user, services.get_user(user_id), data)
+
+
+@users_blp.post("/<int:user_id>/deactivate")
+@require_role("admin")
+@users_blp.response(200, UserSchema)
+def deactivate_user(user_id: int):
+    """Stop a user signing in: their tokens and sessions end at once (admins; not yourself)."""
+    return services.deactivate_user(g.user, services.get_user(user_id))
+
+
+@users_blp.post("/<int:user_id>/reactivate")
+@require_role("admin")
+@users_blp.response(200, UserSchema)
+def reactivate_user(user_id: int):
+    """Let a deactivated user sign in again (admins)."""
+    return services.reactivate_user(g.user, services.get_user(user_id))
+
+
+@users_blp.post("/<int:user_id>/password")
+@require_role("admin")
+@users_blp.arguments(PasswordSchema)
+@users_blp.response(204)
+def reset_password(data: dict, user_id: int):
+    """Set a user's password (admins); their tokens and sessions end unless it is your own."""
+    services.reset_password(g.user, services.get_user(user_id), data["password"])

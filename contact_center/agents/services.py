@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from contact_center import audit
 from contact_center.agents.models import DEFAULT_CAPACITY, ROLES, AgentSkill, ApiToken, User
 from contact_center.db_types import contains, utcnow
 from contact_center.errors import APIError, Conflict
@@ -136,3 +137,222 @@ def directory(query: str | None = None, available_only: bool = False) -> list[Us
     if available_only:
         statement = statement.where(User.status == "available")
     return list(db.session.scalars(statement))
+
+
+# ---------------------------------------------------------------- user administration
+
+MIN_PASSWORD_LENGTH = 10
+# Fields a supervisor may change, and only on agents.
+SUPERVISOR_FIELDS = frozenset({"team", "skills", "capacity"})
+
+
+def password_problem(password: str, username: str, display_name: str | None = None) -> str | None:
+    """Why a new password is not good enough (None when it is)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"At least {MIN_PASSWORD_LENGTH} characters."
+    names = {username.casefold(), (display_name or "").casefold()} - {""}
+    if password.casefold() in names:
+        return "The password cannot be the username or display name."
+    if len(set(password)) < 4:
+        return "Use more than three different characters."
+    return None
+
+
+def user_snapshot(user: User) -> dict:
+    """What the audit trail keeps of a user (never the password hash or tokens)."""
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "team": user.team,
+        "skills": user.skill_levels(),
+        "capacity": dict(user.capacity or {}),
+        "voice_endpoint": user.voice_endpoint,
+        "active": user.is_active_user,
+    }
+
+
+def _parse_endpoint(endpoint: dict | None) -> str | None:
+    """The voice_endpoint column value for {kind, address}, or 422 naming `voice_endpoint`."""
+    from contact_center.softphone.services import parse_endpoint
+
+    if endpoint is None:
+        return None
+    try:
+        return parse_endpoint(endpoint["kind"], endpoint.get("address"))
+    except APIError as exc:
+        raise APIError(exc.status, exc.message, fields={"voice_endpoint": exc.fields}) from exc
+
+
+def list_users(
+    role: str | None = None, team: str | None = None, active: bool | None = None
+) -> list[User]:
+    """Users by display name, filtered by role, team and whether they are active."""
+    statement = sa.select(User).order_by(User.display_name, User.id)
+    if role is not None:
+        statement = statement.where(User.role == role)
+    if team is not None:
+        statement = statement.where(User.team == team)
+    if active is not None:
+        statement = statement.where(User.is_active_user.is_(active))
+    return list(db.session.scalars(statement))
+
+
+def get_user(user_id: int) -> User:
+    """The user with this id, or 404."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise APIError(404, "No such user.")
+    return user
+
+
+def admin_create_user(actor: User, data: dict) -> User:
+    """Create a user from validated API data (audited); the password policy applies."""
+    problem = password_problem(data["password"], data["username"], data.get("display_name"))
+    if problem:
+        raise APIError(422, problem, fields={"password": [problem]})
+    if db.session.scalar(sa.select(User.id).where(User.username == data["username"])):
+        raise Conflict(f"Username {data['username']!r} is taken.", fields={"username": ["Taken."]})
+    endpoint = _parse_endpoint(data.get("voice_endpoint"))
+    user = User(
+        username=data["username"],
+        display_name=data.get("display_name") or data["username"],
+        password_hash=generate_password_hash(data["password"]),
+        role=data["role"],
+        team=data.get("team"),
+        voice_endpoint=endpoint,
+        capacity={**DEFAULT_CAPACITY, **(data.get("capacity") or {})},
+        skills=[AgentSkill(skill=name, level=lv) for name, lv in data["skills"].items()],
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.created", "user", user.id, actor_id=actor.id, after=user_snapshot(user))
+    db.session.commit()
+    return user
+
+
+def update_user(actor: User, user: User, data: dict) -> User:
+    """Change a user (audited). Admins change anything but their own role; supervisors only
+    the team, skills and capacity of agents. Routing follows a change of skills, team or
+    capacity at once."""
+    from contact_center.routing import services as routing
+
+    if not actor.has_role("admin"):
+        not_allowed = sorted(set(data) - SUPERVISOR_FIELDS)
+        if not_allowed:
+            raise APIError(
+                403,
+                "Only an admin may change these fields.",
+                fields={name: ["Admins only."] for name in not_allowed},
+            )
+        if user.role != "agent":
+            raise APIError(403, "Supervisors may change agents only.")
+    if "role" in data and user.id == actor.id and data["role"] != user.role:
+        raise Conflict("You cannot change your own role.", fields={"role": ["Your own."]})
+    endpoint = _parse_endpoint(data["voice_endpoint"]) if "voice_endpoint" in data else None
+    before = user_snapshot(user)
+    if "display_name" in data:
+        user.display_name = data["display_name"]
+    if "role" in data:
+        user.role = data["role"]
+    if "team" in data:
+        user.team = data["team"]
+    if "voice_endpoint" in data:
+        user.voice_endpoint = endpoint
+    if "capacity" in data:
+        user.capacity = {**(user.capacity or {}), **data["capacity"]}
+    if "skills" in data:
+        current = {skill.skill: skill for skill in user.skills}
+        for name, level in data["skills"].items():
+            if name in current:
+                current[name].level = level
+            else:
+                user.skills.append(AgentSkill(skill=name, level=level))
+        for name, skill in current.items():
+            if name not in data["skills"]:
+                user.skills.remove(skill)
+    after = user_snapshot(user)
+    if after == before:
+        db.session.rollback()
+        return user
+    changed = [key for key in after if after[key] != before[key]]
+    audit.record(
+        "user.updated",
+        "user",
+        user.id,
+        actor_id=actor.id,
+        before={key: before[key] for key in changed},
+        after={key: after[key] for key in changed},
+    )
+    db.session.commit()
+    if {"skills", "team", "capacity"} & set(changed):
+        routing.agent_changed(user)
+    return user
+
+
+def _sign_out_everywhere(user: User, now: datetime) -> None:
+    """Revoke every live token of the user and end their sessions (commits what is staged)."""
+    live_tokens = db.session.scalars(
+        sa.select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for record in live_tokens:
+        revoke_token(record, now)
+    end_sessions(user)
+
+
+def deactivate_user(actor: User, user: User) -> User:
+    """Stop a user signing in: their tokens are revoked, their sessions and console sockets
+    end, routing offers them nothing more (audited). An admin cannot deactivate themselves."""
+    from contact_center.routing import services as routing
+
+    if user.id == actor.id:
+        raise Conflict("You cannot deactivate yourself.")
+    if not user.is_active_user:
+        return user
+    now = utcnow()
+    user.is_active_user = False
+    audit.record(
+        "user.deactivated",
+        "user",
+        user.id,
+        actor_id=actor.id,
+        before={"active": True},
+        after={"active": False},
+    )
+    _sign_out_everywhere(user, now)  # commits the deactivation and its audit entry with it
+    if user.presence != "offline":
+        routing.set_agent_status(user, "offline", "deactivated")
+    return user
+
+
+def reactivate_user(actor: User, user: User) -> User:
+    """Let a deactivated user sign in again (audited); they start offline."""
+    if user.is_active_user:
+        return user
+    user.is_active_user = True
+    audit.record(
+        "user.reactivated",
+        "user",
+        user.id,
+        actor_id=actor.id,
+        before={"active": False},
+        after={"active": True},
+    )
+    db.session.commit()
+    return user
+
+
+def reset_password(actor: User, user: User, password: str) -> User:
+    """Set a new password (policy applies; audited without it). Someone else's reset also
+    revokes their tokens and ends their sessions: whoever knew the old one is out."""
+    problem = password_problem(password, user.username, user.display_name)
+    if problem:
+        raise APIError(422, problem, fields={"password": [problem]})
+    user.password_hash = generate_password_hash(password)
+    audit.record("user.password_reset", "user", user.id, actor_id=actor.id)
+    if user.id == actor.id:
+        db.session.commit()
+        return user
+    now = utcnow()
+    _sign_out_everywhere(user, now)
+    return user

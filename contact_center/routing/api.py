@@ -19,6 +19,7 @@ from contact_center.routing.schemas import (
     InteractionUpdateSchema,
     QueueCreateSchema,
     QueueSchema,
+    QueueUpdateSchema,
     QueueWithStatsSchema,
 )
 
@@ -52,6 +53,16 @@ def create_queue(data: dict):
     queue = services.create_queue(**data)
     db.session.commit()
     return queue
+
+
+@blp.patch("/queues/<int:queue_id>")
+@require_role("supervisor")
+@blp.arguments(QueueUpdateSchema)
+@blp.response(200, QueueSchema)
+def update_queue(data: dict, queue_id: int):
+    """Change a queue (supervisors): any field of the create body; those left out stay.
+    Waiting work and free agents follow new skills, teams, steps or strategy at once."""
+    return services.update_queue(_queue(queue_id), data, g.user.id)
 
 
 @blp.get("/queues/<int:queue_id>/estimate")

@@ -62,6 +62,8 @@ class Queue(db.Model):
     max_wait_action: Mapped[str] = mapped_column(sa.String(20), default="voicemail")
     wrapup_s: Mapped[int] = mapped_column(default=0)
     service_level_threshold_s: Mapped[int] = mapped_column(default=20)
+    # The share of calls to answer within the threshold (0.8 = 80/20): boards and staffing.
+    service_level_target: Mapped[float] = mapped_column(default=0.8, server_default="0.8")
     offer_timeout_s: Mapped[int] = mapped_column(default=15)
     # Calls answered from this queue are recorded, after the caller hears the consent notice.
     record_calls: Mapped[bool] = mapped_column(default=False)

@@ -59,6 +59,20 @@ class QueueCreateSchema(Schema):
     recording_consent = fields.String(
         load_default=None, allow_none=True, validate=validate.Length(min=1, max=500)
     )
+    service_level_target = fields.Float(
+        load_default=0.8,
+        validate=validate.Range(min=0.01, max=1.0),
+        metadata={"description": "Share answered within the threshold, e.g. 0.8 for 80/20"},
+    )
+
+
+class QueueUpdateSchema(QueueCreateSchema):
+    """Any of the create fields, validated alike; those not given stay as they are."""
+
+    def __init__(self, **kwargs):
+        # Partial at the top level only (partial=True would also let steps lose `after_s`).
+        kwargs.setdefault("partial", tuple(QueueCreateSchema._declared_fields))
+        super().__init__(**kwargs)
 
 
 class QueueSchema(Schema):
@@ -75,6 +89,7 @@ class QueueSchema(Schema):
     max_missed_offers = fields.Integer()
     wrapup_s = fields.Integer()
     service_level_threshold_s = fields.Integer()
+    service_level_target = fields.Float()
     offer_timeout_s = fields.Integer()
     record_calls = fields.Boolean()
     post_call_survey = fields.Boolean()

@@ -72,7 +72,7 @@ PREFERRED_AGENT_S = 20  # how long an interaction waits for its preferred agent
 # notice within this time and rebuild, which restores whatever they wrote meanwhile.
 BUILT_CHECK_S = 1.0
 # How long a process reuses the default queue's row (every call without an IVR flow needs
-# it); queues are created, never changed or deleted, so only a new default waits this long.
+# it); a new default or a change to it (queue_changed) reaches other processes within this.
 DEFAULT_QUEUE_CACHE_S = 1.0
 # Session.info key: this session created the default queue and may not have committed it.
 CREATED_DEFAULT_QUEUE = "created_default_queue"
@@ -150,6 +150,26 @@ def create_queue(**fields: Any) -> Queue:
     db.session.flush()
     get_store()
     _admit_available_agents()
+    return queue
+
+
+def update_queue(queue: Queue, fields: dict[str, Any], actor_id: int) -> Queue:
+    """Change a queue's settings (audited, committed); routing follows (queue_changed)."""
+    if "name" in fields and fields["name"] != queue.name:
+        taken = sa.select(Queue.id).where(Queue.name == fields["name"], Queue.id != queue.id)
+        if db.session.scalar(taken):
+            raise Conflict("A queue with that name exists.", fields={"name": ["Taken."]})
+    changed = {key: value for key, value in fields.items() if getattr(queue, key) != value}
+    if not changed:
+        return queue
+    before = {key: getattr(queue, key) for key in changed}
+    for key, value in changed.items():
+        setattr(queue, key, value)
+    audit.record(
+        "queue.updated", "queue", queue.id, actor_id=actor_id, before=before, after=changed
+    )
+    db.session.commit()
+    queue_changed(queue)
     return queue
 
 
@@ -267,6 +287,62 @@ def _make_available(agent: User) -> None:
             m.queue.strategy, idle_since=idle_since, last_offer_at=last_offer, load=load
         )
     store.add_idle(agent.id, scores)
+
+
+def _pools(queue: Queue) -> list[str]:
+    """Every pool of a queue as it is configured now (channels, signatures, tiers)."""
+    return [
+        policy.pool_name(queue.id, channel, sig, tier)
+        for channel in queue.channels or []
+        for sig in _sigs(queue.id)
+        for tier in range(len(_tiers(queue, sig)))
+    ]
+
+
+def _refresh_idle(agent: User, queues: list[Queue]) -> None:
+    """Make an agent's idle sets what they serve now: out of the pools they no longer serve
+    (or serve at another tier), into the ones they do (only while available)."""
+    serving = set()
+    if agent.presence == "available":
+        serving = {
+            idle_key(policy.pool_name(m.queue.id, m.channel, m.sig, m.tier))
+            for m in memberships(agent)
+        }
+    stale = {idle_key(pool) for queue in queues for pool in _pools(queue)} - serving
+    _store().remove_idle(agent.id, sorted(stale))
+    _make_available(agent)
+
+
+def agent_changed(agent: User) -> None:
+    """After an agent's skills, team or capacity changed (committed): Redis follows at once,
+    and a free agent gets any waiting work they now fit."""
+    store = get_store()
+    store.set_capacity(agent.id, agent.capacity or {})
+    _refresh_idle(agent, _all_queues())
+    _offer_agent(agent)
+
+
+def queue_changed(queue: Queue) -> None:
+    """After a queue's routing settings changed (committed): its waiting interactions move to
+    the pools they now belong to, keeping their place, their next overflow step follows the
+    new steps, free agents join the idle sets they now qualify for, and offers go out."""
+    store = get_store()
+    current_app.extensions.pop("default_queue", None)
+    waiting = db.session.scalars(
+        sa.select(Interaction).where(
+            Interaction.queue_id == queue.id, Interaction.status == "queued"
+        )
+    ).all()
+    for interaction in waiting:
+        _register_sig(queue, policy.signature(_extra_skills(interaction, queue)))
+        store.move(interaction.id, _waiting_key_of(interaction, utcnow()))
+        store.cancel_timer(_step_timer(interaction, interaction.overflow_step))
+        _schedule_next_step(interaction)
+    queues = _all_queues()
+    for agent in _available_agents():
+        _refresh_idle(agent, queues)
+    for pool in _pools(queue):
+        _offer_pool(pool)
 
 
 # ---------------------------------------------------------------- offers
@@ -1176,6 +1252,8 @@ def _overflow_step(interaction_id: int, queue_id: int, index: int) -> None:
         return
     if interaction.overflow_step != index or interaction.status not in ("queued", "offered"):
         return
+    if index >= len(_steps(interaction.queue)):
+        return  # the queue's steps were changed since this timer was set (queue_changed)
     if interaction.status == "offered" or store.location(interaction.id) is None:
         # Ringing now: decide again shortly, when the offer has been answered or timed out.
         db.session.rollback()

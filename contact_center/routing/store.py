@@ -437,6 +437,22 @@ class RoutingStore:
             pipe.zadd(key, {str(agent_id): score})
         pipe.execute()
 
+    def set_capacity(self, agent_id: int, capacity: dict[str, int]) -> None:
+        """Record an agent's capacity per channel (their presence and load stay as they are)."""
+        if capacity:
+            self.redis.hset(
+                CAP, mapping={f"{agent_id}:{ch}": int(cap) for ch, cap in capacity.items()}
+            )
+
+    def remove_idle(self, agent_id: int, keys: list[str]) -> None:
+        """Take an agent out of idle sets (pools they no longer serve)."""
+        if not keys:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrem(key, str(agent_id))
+        pipe.execute()
+
     def presence(self, agent_id: int) -> str | None:
         return self.redis.hget(PRESENCE, str(agent_id))
 

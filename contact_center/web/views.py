@@ -1,4 +1,4 @@
-"""Login, logout and the agent console page."""
+"""Login, logout, the agent console and the configuration pages (users, queues)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from contact_center.agents.models import AWAY_REASONS, REJECT_REASONS, User
+from contact_center.agents.models import AWAY_REASONS, DEFAULT_CAPACITY, REJECT_REASONS, ROLES, User
 from contact_center.agents.services import authenticate, end_sessions
 from contact_center.extensions import db, login_manager
-from contact_center.softphone.services import page_csp_sources
+from contact_center.routing.models import STRATEGIES
+from contact_center.softphone.services import ENDPOINT_KINDS, page_csp_sources
 
 bp = Blueprint("web", __name__)
 
@@ -91,3 +92,27 @@ def agent_console():
         reject_reasons=REJECT_REASONS,
         **page_csp_sources(),
     )
+
+
+def _configuration_page(template: str, **context):
+    """A configuration page: supervisors and admins only (the API enforces the rest)."""
+    if not current_user.has_role("supervisor"):
+        abort(403)
+    return render_template(template, logout_form=LogoutForm(), **context)
+
+
+@bp.get("/admin/users")
+@login_required
+def admin_users():
+    return _configuration_page(
+        "admin_users.html",
+        roles=ROLES,
+        channels=tuple(DEFAULT_CAPACITY),
+        endpoint_kinds=ENDPOINT_KINDS,
+    )
+
+
+@bp.get("/admin/queues")
+@login_required
+def admin_queues():
+    return _configuration_page("admin_queues.html", strategies=STRATEGIES)
