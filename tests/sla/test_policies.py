@@ -336,7 +336,9 @@ def test_escalation_ladder_runs_each_step_once(
     assert interaction.priority == 3
     assert interaction.queue_score == pytest.approx(score - 90.0)
     assert [m.rcpt_tos for m in smtp_server.messages] == [["lead@desk.test"]]
-    escalations = [e["args"][0] for e in board.get_received("/supervisor")]
+    escalations = [
+        e["args"][0] for e in board.get_received("/supervisor") if e["name"] == "sla.escalation"
+    ]
     assert [(e["ticket_id"], e["metric"], e["kind"]) for e in escalations] == [
         (ticket_id, "first_response", "warned")
     ]
