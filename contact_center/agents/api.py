@@ -9,6 +9,7 @@ from contact_center.agents.auth import require_role
 from contact_center.agents.schemas import (
     AgentDirectoryQuerySchema,
     AgentEntrySchema,
+    ForceStatusSchema,
     PasswordSchema,
     TokenRequestSchema,
     TokenSchema,
@@ -57,6 +58,25 @@ def revoke_current_token():
 def list_agents(args: dict):
     """Active colleagues who take calls, with their status (to pick a transfer target)."""
     return directory(args["q"], args["available"])
+
+
+@agents_blp.post("/<int:agent_id>/status")
+@require_role("supervisor")
+@agents_blp.arguments(ForceStatusSchema)
+@agents_blp.response(200, AgentEntrySchema)
+def force_status(data: dict, agent_id: int):
+    """Set an agent available, away (with a reason) or offline from the board (audited)."""
+    return services.force_status(
+        g.user, services.get_user(agent_id), data["status"], data.get("reason")
+    )
+
+
+@agents_blp.post("/<int:agent_id>/sign-out")
+@require_role("supervisor")
+@agents_blp.response(200, AgentEntrySchema)
+def sign_out_agent(agent_id: int):
+    """Sign an agent out everywhere and set them offline (audited)."""
+    return services.sign_out_agent(g.user, services.get_user(agent_id))
 
 
 @users_blp.get("")

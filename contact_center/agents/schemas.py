@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from contact_center.agents.models import DEFAULT_CAPACITY, ROLES
+from contact_center.agents.models import DEFAULT_CAPACITY, PRESENCES, ROLES
 from contact_center.fields import UTCDateTime
 from contact_center.routing.schemas import SKILL_NAME
 from contact_center.softphone.schemas import EndpointUpdateSchema
@@ -36,6 +36,11 @@ class AgentEntrySchema(Schema):
     role = fields.String()
     status = fields.String()
     presence = fields.String()
+
+
+class ForceStatusSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(PRESENCES))
+    reason = fields.String(validate=validate.Length(max=200), allow_none=True)
 
 
 # ---------------------------------------------------------------- user administration

@@ -356,3 +356,41 @@ def reset_password(actor: User, user: User, password: str) -> User:
     now = utcnow()
     _sign_out_everywhere(user, now)
     return user
+
+
+def _may_direct(actor: User, agent: User) -> None:
+    """Supervisors direct agents; admins direct anyone but themselves (403 otherwise)."""
+    if agent.id == actor.id:
+        raise APIError(403, "Use your own console to change your own status.")
+    if not actor.has_role("admin") and agent.role != "agent":
+        raise APIError(403, "Supervisors may direct agents only.")
+
+
+def force_status(actor: User, agent: User, status: str, reason: str | None = None) -> User:
+    """A supervisor sets an agent's presence from the board (audited); routing follows."""
+    from contact_center.routing import services as routing
+
+    _may_direct(actor, agent)
+    audit.record(
+        "agent.status_forced",
+        "user",
+        agent.id,
+        actor_id=actor.id,
+        before={"presence": agent.presence, "reason": agent.status_reason},
+        after={"presence": status, "reason": reason},
+    )
+    # Commits the audit entry with the change.
+    return routing.set_agent_status(agent, status, reason or f"set by {actor.display_name}")
+
+
+def sign_out_agent(actor: User, agent: User) -> User:
+    """A supervisor signs an agent out everywhere (sessions, tokens, console sockets) and sets
+    them offline (audited)."""
+    from contact_center.routing import services as routing
+
+    _may_direct(actor, agent)
+    audit.record("agent.signed_out", "user", agent.id, actor_id=actor.id)
+    _sign_out_everywhere(agent, utcnow())  # commits the audit entry with it
+    if agent.presence != "offline":
+        routing.set_agent_status(agent, "offline", f"signed out by {actor.display_name}")
+    return agent

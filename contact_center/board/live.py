@@ -50,6 +50,7 @@ def _periods(at: float) -> dict[str, str]:
     return {
         "today": f"d:{moment:%Y-%m-%d}",
         "interval": f"i:{datetime.fromtimestamp(start, UTC):%Y-%m-%dT%H:%M}",
+        "previous": f"i:{datetime.fromtimestamp(start - INTERVAL_S, UTC):%Y-%m-%dT%H:%M}",
     }
 
 
@@ -111,12 +112,67 @@ def rebuild_waiting(waiting: Iterable[tuple[int, int, datetime]]) -> None:
 def handled(queue_id: int | None, agent_id: int, handle_s: float) -> None:
     """An agent finished an interaction (talk and wrap-up)."""
     counts = {"handled": 1, "handle_ms": int(handle_s * 1000)}
-    _change(queue_id, counts=counts, agent_id=agent_id)
+    _change(queue_id, counts=counts, agent_id=agent_id, agent_counts=counts)
+
+
+def offer_missed(agent_id: int) -> None:
+    """An offer rang out on an agent."""
+    _change(None, agent_id=agent_id, agent_counts={"missed": 1})
+
+
+def work_started(agent_id: int, interaction_id: int, channel: str) -> None:
+    """An agent took an interaction (shown on their row with the next status change)."""
+    get_redis().sadd(_agent_key(agent_id, "work"), f"{interaction_id}:{channel}")
+
+
+def work_ended(agent_id: int, interaction_id: int, channel: str) -> None:
+    """An agent's interaction is over (wrap-up done)."""
+    get_redis().srem(_agent_key(agent_id, "work"), f"{interaction_id}:{channel}")
 
 
 def agent_changed(agent: User) -> None:
-    """An agent's status changed: their row on every board."""
-    emit_to_supervisors("board_delta", {"agents": [agent_row(agent)]})
+    """An agent's status changed: time in the state they leave is counted, and their row
+    (with today's figures and work in hand) goes to every board."""
+    now = time.time()
+    periods = _periods(now)
+    redis = get_redis()
+    pipe = redis.pipeline(transaction=True)
+    _account_state(redis)(
+        keys=[_agent_key(agent.id, "state"), _agent_key(agent.id, periods["today"])],
+        args=[agent.status, int(now * 1000), _day_start_ms(now), DAY_TTL_S],
+        client=pipe,
+    )
+    _read_agent(pipe, agent.id, periods)
+    replies = pipe.execute()
+    row = {**agent_row(agent), **_agent_figures(replies[-3:], now)}
+    emit_to_supervisors("board_delta", {"agents": [row]})
+
+
+# Leaving a state adds the time spent in it (from the start of the day at most) to the
+# day's `<status>_ms`; the same status again changes nothing.
+ACCOUNT_STATE = """
+local prev = redis.call('HMGET', KEYS[1], 'status', 'since_ms')
+if prev[1] == ARGV[1] then return 0 end
+if prev[1] then
+  local spent = tonumber(ARGV[2]) - math.max(tonumber(prev[2]), tonumber(ARGV[3]))
+  if spent > 0 then redis.call('HINCRBY', KEYS[2], prev[1] .. '_ms', spent) end
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'since_ms', ARGV[2])
+return 1
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _account_state(redis: Any) -> Any:
+    script = _scripts.get(id(redis))
+    if script is None:
+        script = _scripts[id(redis)] = redis.register_script(ACCOUNT_STATE)
+    return script
+
+
+def _day_start_ms(now: float) -> int:
+    return int(now // 86400 * 86400 * 1000)
 
 
 def _change(
@@ -126,12 +182,13 @@ def _change(
     waiting_add: tuple[int, float] | None = None,
     waiting_remove: int | None = None,
     agent_id: int | None = None,
+    agent_counts: dict[str, int] | None = None,
 ) -> None:
     now = time.time()
     periods = _periods(now)
     pipe = get_redis().pipeline(transaction=True)
     if queue_id is not None:
-        for period in periods.values():
+        for period in (periods["today"], periods["interval"]):
             key = _queue_key(queue_id, period)
             for field, amount in (counts or {}).items():
                 pipe.hincrby(key, field, amount)
@@ -142,27 +199,39 @@ def _change(
             pipe.zrem(_waiting_key(queue_id), str(waiting_remove))
     if agent_id is not None:
         key = _agent_key(agent_id, periods["today"])
-        for field, amount in (counts or {}).items():
+        for field, amount in (agent_counts or {}).items():
             pipe.hincrby(key, field, amount)
         pipe.expire(key, DAY_TTL_S)
-        pipe.hgetall(key)
+        _read_agent(pipe, agent_id, periods)
     if queue_id is not None:
         _read_queue(pipe, queue_id, periods)
     replies = pipe.execute()
     delta: dict[str, Any] = {}
     if queue_id is not None:
-        delta["queues"] = [_queue_figures(queue_id, replies[-4:], now)]
+        delta["queues"] = [_queue_figures(queue_id, replies[-QUEUE_READS:], now)]
+        replies = replies[:-QUEUE_READS]
     if agent_id is not None:
-        agent_counts = replies[-5] if queue_id is not None else replies[-1]
-        delta["agent_counts"] = [{"id": agent_id, **_agent_figures(agent_counts)}]
+        delta["agent_counts"] = [{"id": agent_id, **_agent_figures(replies[-3:], now)}]
     if delta:
         emit_to_supervisors("board_delta", delta)
 
 
+def _read_agent(pipe: Any, agent_id: int, periods: dict[str, str]) -> None:
+    """Queue three reads: the agent's day, their current state, their work in hand."""
+    pipe.hgetall(_agent_key(agent_id, periods["today"]))
+    pipe.hmget(_agent_key(agent_id, "state"), ["status", "since_ms"])
+    pipe.smembers(_agent_key(agent_id, "work"))
+
+
+QUEUE_READS = 5
+
+
 def _read_queue(pipe: Any, queue_id: int, periods: dict[str, str]) -> None:
-    """Queue four reads: today's and the interval's counts, how many wait, the longest."""
+    """Queue five reads: today's, this interval's and the last interval's counts, how many
+    wait, and the longest waiting."""
     pipe.hgetall(_queue_key(queue_id, periods["today"]))
     pipe.hgetall(_queue_key(queue_id, periods["interval"]))
+    pipe.hgetall(_queue_key(queue_id, periods["previous"]))
     pipe.zcard(_waiting_key(queue_id))
     pipe.zrange(_waiting_key(queue_id), 0, 0, withscores=True)
 
@@ -177,23 +246,43 @@ def _text(value: Any) -> str:
 
 
 def _queue_figures(queue_id: int, replies: list[Any], now: float) -> dict[str, Any]:
-    today, interval, waiting, oldest = replies
-    today_counts, interval_counts = _counts(today), _counts(interval)
+    today, interval, previous, waiting, oldest = replies
+    figures = {"id": queue_id, "waiting": int(waiting)}
+    figures["longest_wait_s"] = int(now - oldest[0][1]) if oldest else 0
+    for name, raw in (("today", today), ("interval", interval), ("previous_interval", previous)):
+        counts = _counts(raw)
+        figures[name] = {**counts, **metrics.summarise(counts)}
+    return figures
+
+
+BUSY_STATES = ("busy", "reserved", "wrapup")
+
+
+def _agent_figures(replies: list[Any], now: float) -> dict[str, Any]:
+    """Today's figures of an agent: handled, missed offers, time per state, occupancy (time
+    busy, reserved or in wrap-up over that plus time available; away and offline left out)."""
+    day, (status, since_ms), work = replies
+    values = {_text(k): int(v) for k, v in (day or {}).items()}
+    if status is not None:  # the state they are in counts up to now
+        current = f"{_text(status)}_ms"
+        since = max(int(since_ms), _day_start_ms(now))
+        values[current] = values.get(current, 0) + max(0, int(now * 1000) - since)
+    busy_ms = sum(values.get(f"{state}_ms", 0) for state in BUSY_STATES)
+    occupancy = metrics.occupancy(busy_ms, busy_ms + values.get("available_ms", 0))
     return {
-        "id": queue_id,
-        "waiting": int(waiting),
-        "longest_wait_s": int(now - oldest[0][1]) if oldest else 0,
-        "today": {**today_counts, **metrics.summarise(today_counts)},
-        "interval": {**interval_counts, **metrics.summarise(interval_counts)},
+        "handled_today": values.get("handled", 0),
+        "handle_s_today": round(values.get("handle_ms", 0) / 1000),
+        "missed_today": values.get("missed", 0),
+        "occupancy": None if occupancy is None else round(occupancy, 4),
+        "work": sorted(
+            (_work_item(_text(entry)) for entry in work), key=lambda w: w["interaction_id"]
+        ),
     }
 
 
-def _agent_figures(raw: dict) -> dict[str, Any]:
-    counts = _counts(raw)
-    return {
-        "handled_today": counts["handled"],
-        "handle_s_today": round(counts["handle_ms"] / 1000),
-    }
+def _work_item(entry: str) -> dict[str, Any]:
+    interaction_id, channel = entry.split(":", 1)
+    return {"interaction_id": int(interaction_id), "channel": channel}
 
 
 def agent_row(agent: User) -> dict[str, Any]:
@@ -226,30 +315,35 @@ def snapshot() -> dict[str, Any]:
     for queue in queues:
         _read_queue(pipe, queue.id, periods)
     for agent in agents:
-        pipe.hgetall(_agent_key(agent.id, periods["today"]))
+        _read_agent(pipe, agent.id, periods)
     replies = pipe.execute()
     rows = []
     for index, queue in enumerate(queues):
         threshold = metrics.sl_threshold_s(queue)
-        figures = _queue_figures(queue.id, replies[index * 4 : index * 4 + 4], now)
+        reads = replies[index * QUEUE_READS : (index + 1) * QUEUE_READS]
+        figures = _queue_figures(queue.id, reads, now)
         rows.append(
             {
                 **figures,
                 "name": queue.name,
                 "threshold_s": threshold,
-                "target": getattr(queue, "service_level_target", None) or 0.8,
+                "target": queue.service_level_target,
                 "formula": SERVICE_LEVEL_FORMULA.format(t=threshold),
                 "skills": dict(queue.required_skills or {}),
             }
         )
-    agent_replies = replies[len(queues) * 4 :]
+    agent_replies = replies[len(queues) * QUEUE_READS :]
     return {
         "server_time": isoformat(datetime.fromtimestamp(now, UTC)),
         "interval_s": INTERVAL_S,
         "definitions": metrics.DEFINITIONS,
         "queues": rows,
         "agents": [
-            {**agent_row(agent), **_agent_figures(raw), "skills": agent.skill_levels()}
-            for agent, raw in zip(agents, agent_replies, strict=True)
+            {
+                **agent_row(agent),
+                **_agent_figures(agent_replies[index * 3 : index * 3 + 3], now),
+                "skills": agent.skill_levels(),
+            }
+            for index, agent in enumerate(agents)
         ],
     }

@@ -851,6 +851,8 @@ def _close_offer(
     _derive_status(agent, now)
     db.session.commit()
     emit_to_agent(agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason})
+    if missed:
+        live.offer_missed(agent.id)
     _emit_status(agent)
     _make_available(agent)
     if single_offer and interaction.status == "queued" and _end_preference(interaction):
@@ -901,6 +903,7 @@ def accept(agent: User, reservation_id: str) -> Interaction:
         agent.id, "assigned", {"interaction_id": interaction.id, "reservation_id": reservation.id}
     )
     _emit_interaction(interaction)
+    live.work_started(agent.id, interaction.id, interaction.channel)
     _emit_status(agent)
     _wait_ended(interaction, "answered", now)
     if interaction.channel == "voice" and interaction.external_id:
@@ -1534,6 +1537,7 @@ def _release_slot(agent: User, interaction: Interaction, event: str = "completed
     store = _store()
     store.change_load(agent.id, policy.capacity_channel(interaction.channel), -1)
     store.event(event, interaction=interaction.id, agent=agent.id)
+    live.work_ended(agent.id, interaction.id, interaction.channel)
     now = utcnow()
     if event == "completed" and interaction.answered_at is not None:
         live.handled(

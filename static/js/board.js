@@ -36,6 +36,32 @@
     return counts;
   }
 
+  /* Erlang C for the queue's last full 15 minutes (arrivals) and today's handle time, with
+   * the agents staffed now: asked of the what-if API only when one of those changes. */
+  var advice = {};
+  function staffingAdvice(q, a) {
+    var arrivals = (q.previous_interval || {}).offered || 0;
+    var aht = (q.today || {}).aht_s;
+    var staffed = a.available + a.busy + a.wrapup;
+    if (!arrivals || !aht) return "Needs a full interval of calls";
+    var key = [arrivals, Math.round(aht), staffed, q.threshold_s, q.target].join("|");
+    var known = advice[q.id];
+    if (!known || known.key !== key) {
+      advice[q.id] = { key: key, text: known ? known.text : "…" };
+      var query = "arrivals=" + arrivals + "&interval_s=900&aht_s=" + Math.max(1, Math.round(aht)) +
+        "&target_sl=" + (q.target || 0.8) + "&threshold_s=" + (q.threshold_s || 20) +
+        "&agents_now=" + staffed;
+      CC.api("GET", "/api/v1/board/staffing/what-if?" + query).then(function (answer) {
+        if (advice[q.id].key !== key) return;
+        var now = answer.now || {};
+        advice[q.id].text = answer.advice + " (now: SL " + pct(now.service_level) +
+          ", ASA " + seconds(now.asa_s) + ")";
+        renderQueues();
+      }, function () { advice[q.id].text = "–"; });
+    }
+    return advice[q.id].text;
+  }
+
   function renderQueues() {
     var body = document.querySelector("#queue-board tbody");
     CC.clear(body);
@@ -61,14 +87,50 @@
                (iv.offered || 0) + " / " + (iv.answered || 0) + " / " + (iv.abandoned || 0) +
                ", " + pct(iv.service_level)),
           CC.h("td", { className: "q-agents" },
-               a.available + " / " + a.busy + " / " + a.wrapup + " / " + a.away)));
+               a.available + " / " + a.busy + " / " + a.wrapup + " / " + a.away),
+          CC.h("td", { className: "q-advice" }, staffingAdvice(q, a))));
       });
     var first = Object.keys(queues)[0];
     CC.$("sl-formula").textContent = first ? "Service level = " + queues[first].formula : "";
   }
 
+  function workCell(agent) {
+    var cell = CC.h("td", { className: "a-work" });
+    (agent.work || []).forEach(function (item) {
+      var line = CC.h("div", { className: "work-item" }, item.channel + " #" + item.interaction_id);
+      if (item.channel === "voice" || item.channel === "callback") {
+        ["listen", "whisper", "barge"].forEach(function (mode) {
+          line.appendChild(CC.h("button", {
+            type: "button", className: "btn btn-ghost btn-small monitor",
+            dataset: { interaction: item.interaction_id, mode: mode },
+            "aria-label": mode + " on " + agent.name + "'s call",
+          }, mode));
+        });
+      }
+      cell.appendChild(line);
+    });
+    if (!cell.firstChild) cell.textContent = "–";
+    return cell;
+  }
+
+  function actionsCell(agent) {
+    var select = CC.h("select", { className: "input input-small force-status",
+                                  "aria-label": "Status for " + agent.name },
+      CC.h("option", { value: "" }, "Set status…"),
+      CC.h("option", { value: "available" }, "Available"),
+      CC.h("option", { value: "away" }, "Away"),
+      CC.h("option", { value: "offline" }, "Offline"));
+    select.dataset.agentId = agent.id;
+    return CC.h("td", { className: "a-actions" }, select,
+      CC.h("button", { type: "button", className: "btn btn-ghost btn-small sign-out",
+                       dataset: { agentId: agent.id }, "aria-label": "Sign out " + agent.name },
+           "Sign out"));
+  }
+
   function renderAgents() {
     var body = document.querySelector("#agent-board tbody");
+    var focused = document.activeElement && body.contains(document.activeElement);
+    if (focused) return;  // never redraw under a supervisor's hand; the next event catches up
     CC.clear(body);
     var now = Date.now() + skewMs;
     Object.keys(agents).map(function (id) { return agents[id]; })
@@ -81,9 +143,42 @@
           CC.h("td", null, agent.team || "–"),
           CC.h("td", { className: "a-status" }, status),
           CC.h("td", { className: "a-since" }, since ? CC.duration((now - since) / 1000) : "–"),
-          CC.h("td", { className: "a-handled" }, String(agent.handled_today || 0))));
+          workCell(agent),
+          CC.h("td", { className: "a-handled" }, String(agent.handled_today || 0)),
+          CC.h("td", { className: "a-missed" }, String(agent.missed_today || 0)),
+          CC.h("td", { className: "a-occupancy" }, pct(agent.occupancy)),
+          actionsCell(agent)));
       });
   }
+
+  function say(text) { CC.$("board-notice").textContent = text; }
+
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest && event.target.closest("select.force-status");
+    if (!select || !select.value) return;
+    var status = select.value, id = select.dataset.agentId;
+    var body = { status: status };
+    if (status === "away") body.reason = "set by supervisor";
+    CC.api("POST", "/api/v1/agents/" + id + "/status", body).then(function () {
+      say("Status set to " + status + ".");
+      select.blur();
+    }, function (error) { say(error.message); select.value = ""; });
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button");
+    if (!button) return;
+    if (button.classList.contains("sign-out")) {
+      CC.api("POST", "/api/v1/agents/" + button.dataset.agentId + "/sign-out").then(function () {
+        say("Signed out.");
+      }, function (error) { say(error.message); });
+    } else if (button.classList.contains("monitor")) {
+      CC.api("POST", "/api/v1/interactions/" + button.dataset.interaction + "/monitor",
+             { mode: button.dataset.mode }).then(function () {
+        say("Joining the call (" + button.dataset.mode + ") on your phone.");
+      }, function (error) { say(error.message); });
+    }
+  });
 
   function render() { renderQueues(); renderAgents(); }
 

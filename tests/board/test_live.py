@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 
 from contact_center.agents.services import issue_token
+from contact_center.board import live
 from contact_center.extensions import db, socketio
 from contact_center.routing import services as routing
-from tests.routing.conftest import pending
+from tests.routing.conftest import fire_timers, pending
 
 
 @pytest.fixture
@@ -107,3 +108,37 @@ def test_agents_cannot_open_the_board_page(client, create_user):
     create_user("agnes", role="agent")
     client.post("/login", data={"username": "agnes", "password": "correct horse battery"})
     assert client.get("/supervisor").status_code in (302, 403)
+
+
+def test_occupancy_is_time_busy_over_time_busy_or_available_by_hand():
+    """Busy 3 s, reserved 0.5 s, wrap-up 1 s, available 4 s, away 5 s (left out), and 2 s more
+    available up to now: (3 + 0.5 + 1) / (3 + 0.5 + 1 + 4 + 2) = 4.5 / 10.5."""
+    now = 1_700_000_000.0
+    day = {b"busy_ms": b"3000", b"reserved_ms": b"500", b"wrapup_ms": b"1000"}
+    day |= {b"available_ms": b"4000", b"away_ms": b"5000", b"handled": b"2", b"missed": b"1"}
+    state = [b"available", str(int(now * 1000) - 2000).encode()]
+    figures = live._agent_figures([day, state, {b"7:voice", b"12:email"}], now)
+    assert figures["occupancy"] == round(4.5 / 10.5, 4)
+    assert (figures["handled_today"], figures["missed_today"]) == (2, 1)
+    assert figures["work"] == [
+        {"interaction_id": 7, "channel": "voice"},
+        {"interaction_id": 12, "channel": "email"},
+    ]
+
+
+def test_an_agents_row_shows_work_in_hand_and_offers_missed(board, make_queue, agent, arrive):
+    queue = make_queue("Support", channels=["email"], wrapup_s=0)
+    sam = agent("sam", capacity={"email": 1})
+    first = arrive(queue)
+    fire_timers(queue.offer_timeout_s + 1)  # rings out: missed
+    routing.set_agent_status(sam, "available")
+    routing.accept(sam, pending(sam).id)
+    _, agents = latest(board)
+    assert agents[sam.id]["missed_today"] == 1
+    assert agents[sam.id]["work"] == [{"interaction_id": first.id, "channel": "email"}]
+    assert agents[sam.id]["status"] == "busy"
+    assert 0 <= agents[sam.id]["occupancy"] <= 1
+    routing.complete(sam, first.id)
+    _, agents = latest(board)
+    assert agents[sam.id]["work"] == []
+    assert agents[sam.id]["handled_today"] == 1

@@ -38,5 +38,17 @@ def test_a_call_arrives_and_is_answered_on_the_live_board(
     expect(row.locator(".q-offered")).to_have_text("1")
     expect(row.locator(".q-sl")).to_have_text("100.0 %")
     expect(agent_row.locator(".a-status")).to_have_text("busy")
+    expect(agent_row.locator(".a-work")).to_contain_text("voice #")
+    expect(agent_row.locator("button.monitor")).to_have_count(3)  # listen, whisper, barge
     save_screenshot(page, "board-3-answered")
+
+    # The supervisor sends an idle agent away from the board.
+    bo = create_user("bo", display_name="Bo Agent")
+    routing.set_agent_status(bo, "available")
+    bo_row = page.locator(f'#agent-board tr[data-agent-id="{bo.id}"]')
+    expect(bo_row.locator(".a-status")).to_have_text("available")
+    bo_row.locator("select.force-status").select_option("away")
+    expect(page.locator("#board-notice")).to_have_text("Status set to away.")
+    expect(bo_row.locator(".a-status")).to_have_text("away (set by supervisor)")
+    save_screenshot(page, "board-4-forced-away")
     assert page_errors.messages == []
