@@ -1,4 +1,5 @@
 """`/api/v1/board/staffing/what-if`: staffing advice for supervisors, a pure computation;
+`/api/v1/board/sla`: the SLA board (next breaches, breached now, compliance today);
 `/api/v1/reports/<kind>`: reports for a date range, as JSON or a CSV download."""
 
 from __future__ import annotations
@@ -7,10 +8,12 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from contact_center.agents.auth import require_role
-from contact_center.board import erlang, reports
+from contact_center.board import erlang, reports, sla_board
 from contact_center.board.schemas import (
     ReportQuerySchema,
     ReportSchema,
+    SlaBoardQuerySchema,
+    SlaBoardSchema,
     StaffingSchema,
     WhatIfQuerySchema,
 )
@@ -62,6 +65,22 @@ def staffing_what_if(args: dict):
             f"answered within {threshold} / (answered + abandoned after {threshold})"
         ),
     }
+
+
+@blp.get("/sla")
+@require_role("supervisor")
+@blp.arguments(SlaBoardQuerySchema, location="query")
+@blp.response(200, SlaBoardSchema)
+def sla(args: dict):
+    """The SLA board: open tickets and complaints by time to their next breach (soonest
+    first) with every open clock, the tickets breached now, and each queue's compliance
+    today (UTC).
+
+    The answer is cached in Redis for 5 seconds per (`queue_id`, `limit`), shared by every
+    board and process: a hundred open boards cost one database computation per 5 s.
+    `computed_at` says when it was computed; `server_time` is now, for the client's clock.
+    """
+    return sla_board.cached_board(args["queue_id"], args["limit"])
 
 
 @reports_blp.get(f"/<any({', '.join(reports.KINDS)}):kind>")

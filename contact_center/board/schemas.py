@@ -188,3 +188,98 @@ class ReportSchema(Schema):
     definitions = fields.Dict(
         keys=fields.String(), values=fields.String(), metadata={"description": "The formulas"}
     )
+
+
+class SlaBoardQuerySchema(Schema):
+    queue_id = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={"description": "One queue; all queues when left out"},
+    )
+    limit = fields.Integer(
+        load_default=100,
+        validate=validate.Range(min=1, max=500),
+        metadata={"description": "At most this many tickets (and breached tickets) listed"},
+    )
+
+
+class SlaClockSchema(Schema):
+    metric = fields.String(required=True)
+    cycle = fields.Integer(required=True)
+    state = fields.String(required=True, metadata={"description": "running, paused, breached"})
+    paused = fields.Boolean(required=True)
+    target_minutes = fields.Integer(required=True)
+    business_time = fields.Boolean(required=True)
+    due_at = fields.String(allow_none=True, metadata={"description": "Null while paused"})
+    remaining_s = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Seconds to the due time at computed_at (paused: target time left); "
+            "null once breached"
+        },
+    )
+    breached = fields.Boolean(required=True, metadata={"description": "Past its due time"})
+    breached_since = fields.String(allow_none=True)
+
+
+class SlaTicketSchema(Schema):
+    id = fields.Integer(required=True)
+    number = fields.String(allow_none=True)
+    subject = fields.String(required=True)
+    status = fields.String(required=True)
+    priority = fields.String(required=True)
+    type = fields.String(required=True)
+    complaint_id = fields.Integer(allow_none=True)
+    queue_id = fields.Integer(allow_none=True)
+    queue = fields.String(allow_none=True)
+    assignee = fields.String(allow_none=True)
+    next_breach_at = fields.String(allow_none=True)
+    clocks = fields.List(fields.Nested(SlaClockSchema), required=True)
+    breached_since = fields.String(metadata={"description": "breached_now only: the first breach"})
+
+
+class SlaBreachedSchema(Schema):
+    count = fields.Integer(required=True, metadata={"description": "Every breached ticket"})
+    tickets = fields.List(
+        fields.Nested(SlaTicketSchema),
+        required=True,
+        metadata={"description": "Longest breached first, at most `limit`"},
+    )
+
+
+class SlaComplianceFiguresSchema(Schema):
+    met = fields.Integer(required=True)
+    breached = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    met_pct = fields.Float(allow_none=True, metadata={"description": "met / total x 100"})
+
+
+class SlaMetricComplianceSchema(SlaComplianceFiguresSchema):
+    metric = fields.String(required=True)
+
+
+class SlaQueueComplianceSchema(SlaComplianceFiguresSchema):
+    queue_id = fields.Integer(allow_none=True)
+    queue = fields.String(allow_none=True)
+    metrics = fields.List(fields.Nested(SlaMetricComplianceSchema), required=True)
+
+
+class SlaBoardSchema(Schema):
+    server_time = fields.String(required=True, metadata={"description": "Now, per request"})
+    computed_at = fields.String(
+        required=True, metadata={"description": "When the (cached) answer was computed"}
+    )
+    cache_s = fields.Integer(required=True)
+    queue_id = fields.Integer(allow_none=True)
+    limit = fields.Integer(required=True)
+    tickets = fields.List(
+        fields.Nested(SlaTicketSchema),
+        required=True,
+        metadata={"description": "Open tickets and complaints, soonest next breach first"},
+    )
+    breached_now = fields.Nested(SlaBreachedSchema, required=True)
+    compliance_today = fields.List(
+        fields.Nested(SlaQueueComplianceSchema),
+        required=True,
+        metadata={"description": "Clocks that were met or breached today (UTC), per queue"},
+    )

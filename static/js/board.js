@@ -227,6 +227,7 @@
   });
 
   socket.on("sla.escalation", function (notice) {
+    if (window.SlaBoard) window.SlaBoard.refresh();
     var feed = CC.$("escalations");
     CC.show(CC.$("escalations-empty"), false);
     var what = notice.kind === "escalated" ? "Breached" : "At risk";
