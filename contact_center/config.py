@@ -36,6 +36,7 @@ ENV_VARS = (
     "API_TOKEN_TTL_HOURS",
     "OFFER_TIMEOUT_S",
     "OUTBOUND_WRAPUP_S",
+    "BOARD_FLUSH_MS",
 )
 
 
@@ -79,6 +80,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "OFFER_TIMEOUT_S": 15,
         # Wrap-up after an agent's outbound call (inbound calls use their queue's).
         "OUTBOUND_WRAPUP_S": 0,
+        # Live-board deltas are merged per process and sent at most this often (0: each at
+        # once): a busy queue costs the boards a few messages a second, not one per event.
+        "BOARD_FLUSH_MS": 250,
         "TESTING": False,
     }
 
@@ -89,6 +93,7 @@ _INT_KEYS = {
     "OFFER_TIMEOUT_S",
     "OUTBOUND_WRAPUP_S",
     "VOICE_TOKEN_TTL_S",
+    "BOARD_FLUSH_MS",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
 VOICE_TOKEN_TTL_RANGE = (60, 86400)

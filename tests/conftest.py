@@ -107,6 +107,7 @@ def app_config(database_url, twilio_stub) -> dict[str, Any]:
         "MAIL_FROM": "help@desk.test",
         "SUPPORT_ADDRESS": "support@desk.test",
         "SMTP_HOST": None,
+        "BOARD_FLUSH_MS": 0,  # board deltas at once (tests/board/test_live.py tests merging)
     }
 
 

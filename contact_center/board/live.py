@@ -12,18 +12,20 @@ and for the current 15-minute interval, so the board and the reports agree by co
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from contact_center.agents.models import User
 from contact_center.board import metrics
 from contact_center.db_types import isoformat
-from contact_center.extensions import db
+from contact_center.extensions import db, socketio
 from contact_center.realtime.events import emit_to_supervisors
 from contact_center.redis_client import get_redis
 
@@ -142,10 +144,10 @@ def agent_changed(agent: User) -> None:
         args=[agent.status, int(now * 1000), _day_start_ms(now), DAY_TTL_S],
         client=pipe,
     )
-    _read_agent(pipe, agent.id, periods)
+    _read_agent(pipe, agent.id, periods, bump=True)
     replies = pipe.execute()
-    row = {**agent_row(agent), **_agent_figures(replies[-3:], now)}
-    emit_to_supervisors("board_delta", {"agents": [row]})
+    row = {**agent_row(agent), **_agent_figures(replies[-AGENT_READS:], now)}
+    _publish({"agents": [row]})
 
 
 # Leaving a state adds the time spent in it (from the start of the day at most) to the
@@ -202,38 +204,96 @@ def _change(
         for field, amount in (agent_counts or {}).items():
             pipe.hincrby(key, field, amount)
         pipe.expire(key, DAY_TTL_S)
-        _read_agent(pipe, agent_id, periods)
+        _read_agent(pipe, agent_id, periods, bump=True)
     if queue_id is not None:
-        _read_queue(pipe, queue_id, periods)
+        _read_queue(pipe, queue_id, periods, bump=True)
     replies = pipe.execute()
     delta: dict[str, Any] = {}
     if queue_id is not None:
         delta["queues"] = [_queue_figures(queue_id, replies[-QUEUE_READS:], now)]
         replies = replies[:-QUEUE_READS]
     if agent_id is not None:
-        delta["agent_counts"] = [{"id": agent_id, **_agent_figures(replies[-3:], now)}]
+        delta["agent_counts"] = [{"id": agent_id, **_agent_figures(replies[-AGENT_READS:], now)}]
     if delta:
+        _publish(delta)
+
+
+AGENT_READS = 4
+
+
+def _publish(delta: dict[str, list[dict[str, Any]]]) -> None:
+    """Send a delta to the boards: at once, or (BOARD_FLUSH_MS > 0) merged with the others of
+    this process and sent at most that often, the newest version of each row winning."""
+    interval_ms = current_app.config.get("BOARD_FLUSH_MS", 0)
+    if not interval_ms:
         emit_to_supervisors("board_delta", delta)
+        return
+    global _flushing
+    with _pending_lock:
+        for kind, rows in delta.items():
+            bucket = _pending.setdefault(kind, {})
+            for row in rows:
+                held = bucket.get(row["id"])
+                if held is None or held.get("version", 0) <= row.get("version", 0):
+                    bucket[row["id"]] = row
+        start, _flushing = not _flushing, True
+    if start:
+        app = current_app._get_current_object()
+        socketio.start_background_task(_flush, app, interval_ms / 1000)
 
 
-def _read_agent(pipe: Any, agent_id: int, periods: dict[str, str]) -> None:
-    """Queue three reads: the agent's day, their current state, their work in hand."""
+_pending: dict[str, dict[int, dict[str, Any]]] = {}
+_pending_lock = threading.Lock()
+_flushing = False
+
+
+def _flush(app: Any, interval_s: float) -> None:
+    """Send what was merged every `interval_s`; stop when a round brings nothing new."""
+    global _flushing
+    while True:
+        socketio.sleep(interval_s)
+        with _pending_lock:
+            delta = {kind: list(rows.values()) for kind, rows in _pending.items() if rows}
+            _pending.clear()
+            if not delta:
+                _flushing = False
+                return
+        with app.app_context():
+            emit_to_supervisors("board_delta", delta)
+
+
+def _read_agent(pipe: Any, agent_id: int, periods: dict[str, str], *, bump: bool) -> None:
+    """Queue four reads: the agent's day, their current state, their work in hand, and the
+    version of their row (`bump`: a new one, for a change)."""
     pipe.hgetall(_agent_key(agent_id, periods["today"]))
     pipe.hmget(_agent_key(agent_id, "state"), ["status", "since_ms"])
     pipe.smembers(_agent_key(agent_id, "work"))
+    _read_version(pipe, f"a:{agent_id}", bump)
 
 
-QUEUE_READS = 5
+def _read_version(pipe: Any, field: str, bump: bool) -> None:
+    """Every change of a queue's figures or an agent's row gets the next version, in the
+    same transaction: boards drop a delta older than what they show (events from several
+    processes, or coalesced ones, can arrive out of order)."""
+    if bump:
+        pipe.hincrby(VERSIONS, field, 1)
+    else:
+        pipe.hget(VERSIONS, field)
 
 
-def _read_queue(pipe: Any, queue_id: int, periods: dict[str, str]) -> None:
-    """Queue five reads: today's, this interval's and the last interval's counts, how many
-    wait, and the longest waiting."""
+QUEUE_READS = 6
+VERSIONS = "board:versions"
+
+
+def _read_queue(pipe: Any, queue_id: int, periods: dict[str, str], *, bump: bool) -> None:
+    """Queue six reads: today's, this interval's and the last interval's counts, how many
+    wait, the longest waiting, and the version of the figures."""
     pipe.hgetall(_queue_key(queue_id, periods["today"]))
     pipe.hgetall(_queue_key(queue_id, periods["interval"]))
     pipe.hgetall(_queue_key(queue_id, periods["previous"]))
     pipe.zcard(_waiting_key(queue_id))
     pipe.zrange(_waiting_key(queue_id), 0, 0, withscores=True)
+    _read_version(pipe, f"q:{queue_id}", bump)
 
 
 def _counts(raw: dict) -> dict[str, int]:
@@ -246,8 +306,8 @@ def _text(value: Any) -> str:
 
 
 def _queue_figures(queue_id: int, replies: list[Any], now: float) -> dict[str, Any]:
-    today, interval, previous, waiting, oldest = replies
-    figures = {"id": queue_id, "waiting": int(waiting)}
+    today, interval, previous, waiting, oldest, version = replies
+    figures = {"id": queue_id, "version": int(version or 0), "waiting": int(waiting)}
     figures["longest_wait_s"] = int(now - oldest[0][1]) if oldest else 0
     for name, raw in (("today", today), ("interval", interval), ("previous_interval", previous)):
         counts = _counts(raw)
@@ -261,7 +321,7 @@ BUSY_STATES = ("busy", "reserved", "wrapup")
 def _agent_figures(replies: list[Any], now: float) -> dict[str, Any]:
     """Today's figures of an agent: handled, missed offers, time per state, occupancy (time
     busy, reserved or in wrap-up over that plus time available; away and offline left out)."""
-    day, (status, since_ms), work = replies
+    day, (status, since_ms), work, version = replies
     values = {_text(k): int(v) for k, v in (day or {}).items()}
     if status is not None:  # the state they are in counts up to now
         current = f"{_text(status)}_ms"
@@ -270,6 +330,7 @@ def _agent_figures(replies: list[Any], now: float) -> dict[str, Any]:
     busy_ms = sum(values.get(f"{state}_ms", 0) for state in BUSY_STATES)
     occupancy = metrics.occupancy(busy_ms, busy_ms + values.get("available_ms", 0))
     return {
+        "version": int(version or 0),
         "handled_today": values.get("handled", 0),
         "handle_s_today": round(values.get("handle_ms", 0) / 1000),
         "missed_today": values.get("missed", 0),
@@ -313,9 +374,9 @@ def snapshot() -> dict[str, Any]:
     ).all()
     pipe = get_redis().pipeline(transaction=False)
     for queue in queues:
-        _read_queue(pipe, queue.id, periods)
+        _read_queue(pipe, queue.id, periods, bump=False)
     for agent in agents:
-        _read_agent(pipe, agent.id, periods)
+        _read_agent(pipe, agent.id, periods, bump=False)
     replies = pipe.execute()
     rows = []
     for index, queue in enumerate(queues):
@@ -341,7 +402,9 @@ def snapshot() -> dict[str, Any]:
         "agents": [
             {
                 **agent_row(agent),
-                **_agent_figures(agent_replies[index * 3 : index * 3 + 3], now),
+                **_agent_figures(
+                    agent_replies[index * AGENT_READS : (index + 1) * AGENT_READS], now
+                ),
                 "skills": agent.skill_levels(),
             }
             for index, agent in enumerate(agents)

@@ -213,15 +213,18 @@
   });
 
   socket.on("board_delta", function (delta) {
+    // Each row carries a version: one older than what the board shows is dropped (deltas
+    // from several server processes can arrive out of order).
+    function newer(held, row) { return !held || !held.version || row.version >= held.version; }
     (delta.queues || []).forEach(function (q) {
-      if (queues[q.id]) Object.assign(queues[q.id], q);
-      else addQueue(q);
+      if (!queues[q.id]) addQueue(q);
+      else if (newer(queues[q.id], q)) Object.assign(queues[q.id], q);
     });
     (delta.agents || []).forEach(function (a) {
-      agents[a.id] = Object.assign(agents[a.id] || { skills: {} }, a);
+      if (newer(agents[a.id], a)) agents[a.id] = Object.assign(agents[a.id] || { skills: {} }, a);
     });
     (delta.agent_counts || []).forEach(function (a) {
-      if (agents[a.id]) Object.assign(agents[a.id], a);
+      if (agents[a.id] && newer(agents[a.id], a)) Object.assign(agents[a.id], a);
     });
     render();
   });

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -117,7 +118,8 @@ def test_occupancy_is_time_busy_over_time_busy_or_available_by_hand():
     day = {b"busy_ms": b"3000", b"reserved_ms": b"500", b"wrapup_ms": b"1000"}
     day |= {b"available_ms": b"4000", b"away_ms": b"5000", b"handled": b"2", b"missed": b"1"}
     state = [b"available", str(int(now * 1000) - 2000).encode()]
-    figures = live._agent_figures([day, state, {b"7:voice", b"12:email"}], now)
+    figures = live._agent_figures([day, state, {b"7:voice", b"12:email"}, b"9"], now)
+    assert figures["version"] == 9
     assert figures["occupancy"] == round(4.5 / 10.5, 4)
     assert (figures["handled_today"], figures["missed_today"]) == (2, 1)
     assert figures["work"] == [
@@ -142,3 +144,31 @@ def test_an_agents_row_shows_work_in_hand_and_offers_missed(board, make_queue, a
     _, agents = latest(board)
     assert agents[sam.id]["work"] == []
     assert agents[sam.id]["handled_today"] == 1
+
+
+@pytest.fixture
+def merged(app_config):
+    app_config["BOARD_FLUSH_MS"] = 100
+
+
+def test_deltas_are_merged_and_sent_at_most_every_flush_interval(merged, board, make_queue, arrive):
+    """Ten arrivals within one flush interval reach the board as few deltas, the last with
+    every arrival counted; versions only grow."""
+    queue = make_queue("Busy", channels=["email"])
+    board.get_received("/supervisor")  # the snapshot
+    for _ in range(10):
+        arrive(queue)
+    deltas: list[dict] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        deltas += [
+            p["args"][0] for p in board.get_received("/supervisor") if p["name"] == "board_delta"
+        ]
+        figures = [q for d in deltas for q in d.get("queues", []) if q["id"] == queue.id]
+        if figures and figures[-1]["waiting"] == 10:
+            break
+        time.sleep(0.05)
+    assert figures[-1]["waiting"] == 10
+    assert len(deltas) < 10  # merged, not one per arrival
+    versions = [q["version"] for q in figures]
+    assert versions == sorted(versions) and versions[-1] >= 10
