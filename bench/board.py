@@ -33,13 +33,22 @@ to `--drain-s` for the last deliveries; pairs never received are `lost` and coun
 percentiles with the time waited (a lower bound). A run that crosses midnight UTC resets
 today's counters and would count the events after it as lost.
 
+Redis pub/sub channels are not scoped by DB number: every process of this app on the same
+Redis server publishes to the one `flask-socketio` channel, so our gunicorn delivers other
+deployments' (other benches', test runs') `board_delta`s to our boards too. The bench's
+queues therefore get ids of their own (QUEUE_ID_BASE up), deltas for other queues are
+counted as `foreign_deltas` and never matched, and the figure says how much foreign
+traffic shared the run.
+
 `db_queries_per_event`: PostgreSQL's committed plus rolled-back transactions in the
 throwaway database (`pg_stat_database`, read over a connection to the `postgres` database,
 so the reading adds nothing) from before the first event to after the drain, per event.
 Every statement runs in a transaction, so 0 means no statement; more than 0 is a lower
 bound of statements (pg_stat_statements, which counts statements, needs
-shared_preload_libraries: the bench says whether it is loaded). The backends report their
-counters within a second of going idle, so each reading waits `--settle-s` first; setup
+shared_preload_libraries: the bench says whether it is loaded). A backend that reported its
+counters less than a second ago reports the next ones only after 10 s idle (PostgreSQL 15's
+PGSTAT_IDLE_INTERVAL): so each reading waits `--settle-s` (11 s) first, or the connects'
+token and snapshot queries would land in the phase (a 2.5 s wait showed 25 of them). Setup
 is followed by VACUUM ANALYZE so autovacuum has nothing to do in the bench database.
 CPU from /proc and Redis INFO over the same window: gunicorn and Redis per event, the
 clients, this sender, the machine. Human-readable lines, then one JSON object last.
@@ -82,6 +91,7 @@ from psycopg import sql
 
 VENV_BIN = ROOT / ".venv" / "bin"
 AGENTS = 20
+QUEUE_ID_BASE = 7_770_000  # far from any real deployment's queue ids (see the docstring)
 THRESHOLD_S = 20
 KINDS = ("start", "start", "answered", "handled")  # each queue's cycle
 
@@ -91,12 +101,12 @@ KINDS = ("start", "start", "answered", "handled")  # each queue's cycle
 class Boards:
     """One process's share of the supervisors: AsyncClients in one event loop."""
 
-    def __init__(self, url: str, tokens: list[str]) -> None:
-        self.url, self.tokens = url, tokens
+    def __init__(self, url: str, tokens: list[str], queue_ids: list[int]) -> None:
+        self.url, self.tokens, self.ours = url, tokens, set(queue_ids)
         self.clients: list = []
         self.seen: list[dict[tuple, float]] = []  # per client: (queue, w, a, h) -> arrival
         self.errors: Counter = Counter()
-        self.snapshots = self.duplicates = self.disconnects = 0
+        self.snapshots = self.duplicates = self.disconnects = self.foreign = 0
         self.lag_max = 0.0
 
     async def start(self) -> None:
@@ -117,7 +127,10 @@ class Boards:
 
         def on_delta(data: dict) -> None:
             arrived = time.perf_counter()
-            for queue in data.get("queues") or ():
+            queues = [q for q in data.get("queues") or () if q["id"] in self.ours]
+            if not queues:
+                self.foreign += 1  # another deployment's, through the shared channel
+            for queue in queues:
                 today = queue["today"]
                 key = (queue["id"], queue["waiting"], today["answered"], today["handled"])
                 if key in seen:
@@ -168,6 +181,7 @@ class Boards:
                 seen=self.seen,
                 duplicates=self.duplicates,
                 disconnects=self.disconnects,
+                foreign=self.foreign,
                 lag_max=self.lag_max,
             )
         return result
@@ -178,8 +192,8 @@ class Boards:
         await self.http.close()
 
 
-async def _serve(conn, url: str, tokens: list[str]) -> None:
-    boards = Boards(url, tokens)
+async def _serve(conn, url: str, tokens: list[str], queue_ids: list[int]) -> None:
+    boards = Boards(url, tokens, queue_ids)
     loop = asyncio.get_running_loop()
     await boards.start()
     conn.send(boards.answer("count"))
@@ -192,20 +206,22 @@ async def _serve(conn, url: str, tokens: list[str]) -> None:
         conn.send(boards.answer(command))
 
 
-def board_process(conn, url: str, tokens: list[str]) -> None:
+def board_process(conn, url: str, tokens: list[str], queue_ids: list[int]) -> None:
     """Entry point of a client process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    asyncio.run(_serve(conn, url, tokens))
+    asyncio.run(_serve(conn, url, tokens, queue_ids))
 
 
 class BoardProcesses:
-    def __init__(self, url: str, tokens: list[str], procs: int) -> None:
+    def __init__(self, url: str, tokens: list[str], queue_ids: list[int], procs: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conns, self.procs = [], []
         for index in range(procs):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=board_process, args=(child, url, tokens[index::procs]), daemon=True
+                target=board_process,
+                args=(child, url, tokens[index::procs], queue_ids),
+                daemon=True,
             )
             proc.start()
             self.conns.append(parent)
@@ -311,7 +327,10 @@ def seed(app, clients: int, queues: int) -> tuple[list[str], list[int], list[int
         ]
 
     with app.app_context():
-        queue_rows = [Queue(name=f"Bench queue {index:02d}") for index in range(queues)]
+        queue_rows = [
+            Queue(id=QUEUE_ID_BASE + index, name=f"Bench queue {index:02d}")
+            for index in range(queues)
+        ]
         agents, supervisors = users("agent", AGENTS), users("supervisor", clients)
         db.session.add_all([*queue_rows, *agents, *supervisors])
         db.session.commit()
@@ -366,7 +385,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn gevent workers")
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--drain-s", type=float, default=5.0)
-    parser.add_argument("--settle-s", type=float, default=2.5, help="before each DB reading")
+    parser.add_argument("--settle-s", type=float, default=11.0, help="before each DB reading")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     args = parser.parse_args()
@@ -437,7 +456,7 @@ def main() -> int:
             f"{args.queues} queues, {AGENTS} agents, {args.clients} supervisors"
         )
         started = time.perf_counter()
-        boards = BoardProcesses(f"http://127.0.0.1:{port}", tokens, args.client_procs)
+        boards = BoardProcesses(f"http://127.0.0.1:{port}", tokens, queue_ids, args.client_procs)
         replies = boards.ask("ready")
         connected = sum(r["connected"] for r in replies)
         errors = sum((Counter(r["errors"]) for r in replies), Counter())
@@ -501,6 +520,7 @@ def main() -> int:
             "lost": lost,
             "duplicates": sum(r["duplicates"] for r in replies),
             "disconnects": sum(r["disconnects"] for r in replies),
+            "foreign_deltas": sum(r["foreign"] for r in replies),
             "db_transactions": queries,
             "db_rows_read": db_after["rows"] - db_before["rows"],
             "db_counter": "pg_stat_statements preloaded, not used"
@@ -524,7 +544,8 @@ def main() -> int:
             f"{n} events in {sent_s:.1f} s ({result['events_per_s']}/s, latest call "
             f"{result['sender_late_max_ms']} ms after its due time) -> {result['deliveries']} "
             f"of {expected} deltas received, lost {lost}, duplicates {result['duplicates']}, "
-            f"disconnects {result['disconnects']}\n"
+            f"disconnects {result['disconnects']}; other deployments' deltas on the shared "
+            f"channel: {result['foreign_deltas']} (all boards)\n"
             f"  due -> board_delta p50 {latency['update_p50_ms']} ms, p99 "
             f"{latency['update_p99_ms']} ms, max {latency['update_max_ms']} ms; client loop lag "
             f"max {result['client_loop_lag_max_ms']} ms\n"
