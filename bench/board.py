@@ -361,6 +361,19 @@ def cpu_snapshot(pids: dict[str, list[int]], rclient: redis.Redis) -> dict[str, 
     return result
 
 
+def logged_exceptions(log: Path) -> Counter:
+    """The last line of each traceback in a log (the exception), counted."""
+    found: Counter = Counter()
+    inside = False
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            inside = True
+        elif inside and line and not line[0].isspace():
+            found[line[:160]] += 1
+            inside = False
+    return found
+
+
 def percentiles(values: list[tuple[float, bool]]) -> dict:
     """p50/p99/max of (seconds, is_lower_bound) pairs."""
     ordered = sorted(values) or [(None, False)]
@@ -507,7 +520,8 @@ def main() -> int:
         cpu = {f"{k}_cores": round(v / elapsed, 3) for k, v in used.items()}
         cpu["gunicorn_ms_per_event"] = round(used["gunicorn"] * 1000 / n, 3)
         cpu["redis_ms_per_event"] = round(used["redis"] * 1000 / n, 3)
-        exceptions = log.read_text(errors="replace").count("Traceback (most recent call last)")
+        exceptions = logged_exceptions(log)
+        tracebacks = sum(exceptions.values())
         result = {
             "clients": args.clients,
             "clients_connected": connected,
@@ -529,7 +543,8 @@ def main() -> int:
             "cpu": cpu,
             "sender_late_max_ms": ms(late_max),
             "client_loop_lag_max_ms": ms(max(r["lag_max"] for r in replies)),
-            "server_tracebacks": exceptions,
+            "server_tracebacks": tracebacks,
+            "server_exceptions": dict(exceptions.most_common(5)),
             "update_p99_target_met": latency["update_p99_ms"] is not None
             and latency["update_p99_ms"] < 1000
             and lost == 0,
@@ -559,8 +574,10 @@ def main() -> int:
             f"  targets: update_p99_ms < 1000 "
             f"{'met' if result['update_p99_target_met'] else 'NOT met'}, db_queries_per_event "
             f"< 1 {'met' if result['db_target_met'] else 'NOT met'}; gunicorn tracebacks "
-            f"{exceptions}"
+            f"{tracebacks}"
         )
+        for line, count in exceptions.most_common(5):
+            print(f"  {count} x {line}")
     finally:
         if boards is not None:
             boards.stop()
