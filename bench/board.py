@@ -33,12 +33,11 @@ to `--drain-s` for the last deliveries; pairs never received are `lost` and coun
 percentiles with the time waited (a lower bound). A run that crosses midnight UTC resets
 today's counters and would count the events after it as lost.
 
-Redis pub/sub channels are not scoped by DB number: every process of this app on the same
-Redis server publishes to the one `flask-socketio` channel, so our gunicorn delivers other
-deployments' (other benches', test runs') `board_delta`s to our boards too. The bench's
-queues therefore get ids of their own (QUEUE_ID_BASE up), deltas for other queues are
-counted as `foreign_deltas` and never matched, and the figure says how much foreign
-traffic shared the run.
+Redis pub/sub channels are not scoped by DB number. The app's channel is named after its
+Redis database (SOCKETIO_CHANNEL, `contact-center-db11` here), so only a deployment on the
+same database number would share it; in case one does, the bench's queues get ids of their
+own (QUEUE_ID_BASE up), deltas for other queues are counted as `foreign_deltas` and never
+matched, and the figure says how much foreign traffic shared the run.
 
 `db_queries_per_event`: PostgreSQL's committed plus rolled-back transactions in the
 throwaway database (`pg_stat_database`, read over a connection to the `postgres` database,

@@ -125,6 +125,7 @@ def _init_extensions(app: Flask) -> None:
     socketio.init_app(
         app,
         message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
+        channel=app.config.get("SOCKETIO_CHANNEL") or "flask-socketio",
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE"),
         # None: only the page's own origin may open a socket (cross-site pages cannot).
         cors_allowed_origins=None,

@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 ENV_VARS = (
     "SECRET_KEY",
@@ -32,6 +33,7 @@ ENV_VARS = (
     "SUPPORT_ADDRESS",
     "DEMO_SIMULATOR",
     "SOCKETIO_MESSAGE_QUEUE",
+    "SOCKETIO_CHANNEL",
     "SOCKETIO_ASYNC_MODE",
     "API_TOKEN_TTL_HOURS",
     "OFFER_TIMEOUT_S",
@@ -74,6 +76,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DEMO_SIMULATOR": False,
         # Defaults to REDIS_URL: several web processes share Socket.IO rooms through Redis.
         "SOCKETIO_MESSAGE_QUEUE": None,
+        # The pub/sub channel on that Redis. Channels ignore the database number, so each
+        # deployment needs its own: by default named after the database number it uses.
+        "SOCKETIO_CHANNEL": None,
         # threading for `flask run` and tests; gevent under gunicorn in production.
         "SOCKETIO_ASYNC_MODE": "threading",
         "API_TOKEN_TTL_HOURS": 12,
@@ -114,6 +119,12 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return {key: _coerce(key, environ[key]) for key in ENV_VARS if environ.get(key)}
 
 
+def _channel_for(redis_url: str) -> str:
+    """`contact-center-db<n>` for a Redis URL naming database n (0 when it names none)."""
+    path = urlparse(redis_url).path.strip("/")
+    return f"contact-center-db{path if path.isdigit() else 0}"
+
+
 def finalise(config: dict[str, Any]) -> dict[str, Any]:
     """Fill derived settings and refuse unsafe combinations."""
     embedded = not config.get("REDIS_URL") and config["DATABASE_URL"].startswith("sqlite")
@@ -123,6 +134,8 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
         config["SECRET_KEY"] = secrets.token_hex(32)
     if config.get("SOCKETIO_MESSAGE_QUEUE") is None and not config.get("TESTING"):
         config["SOCKETIO_MESSAGE_QUEUE"] = config.get("REDIS_URL")
+    if config.get("SOCKETIO_MESSAGE_QUEUE") and not config.get("SOCKETIO_CHANNEL"):
+        config["SOCKETIO_CHANNEL"] = _channel_for(config["SOCKETIO_MESSAGE_QUEUE"])
     url = config["DATABASE_URL"]
     # SQLAlchemy wants an explicit driver for psycopg 3.
     if url.startswith("postgres://"):

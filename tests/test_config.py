@@ -34,3 +34,23 @@ def test_postgres_urls_use_psycopg_and_redis_is_the_message_queue(tmp_path):
     values = config.finalise(values)
     assert values["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
     assert values["SOCKETIO_MESSAGE_QUEUE"] == "redis://r:6379/0"
+    assert values["SOCKETIO_CHANNEL"] == "contact-center-db0"
+
+
+@pytest.mark.parametrize(
+    ("url", "channel", "expected"),
+    [
+        ("redis://r:6379/3", None, "contact-center-db3"),
+        ("redis://r:6379", None, "contact-center-db0"),
+        ("rediss://:pw@r:6380/12?ssl_cert_reqs=none", None, "contact-center-db12"),
+        ("redis://r:6379/3", "desk-eu", "desk-eu"),
+    ],
+)
+def test_deployments_sharing_a_redis_get_socketio_channels_of_their_own(
+    tmp_path, url, channel, expected
+):
+    """Pub/sub ignores the database number: two deployments on one Redis (databases 3 and
+    4, say) would otherwise see each other's offers and board events."""
+    values = config.default_config(str(tmp_path))
+    values.update(SECRET_KEY="s", REDIS_URL=url, SOCKETIO_CHANNEL=channel)
+    assert config.finalise(values)["SOCKETIO_CHANNEL"] == expected
