@@ -548,4 +548,5 @@
   if ($("calendars-rows")) calendarsPage();
   if ($("policies-rows")) policiesPage();
   if ($("flows-rows")) flowsPage();
+  document.body.dataset.configReady = "true";  // browser tests wait for this before typing
 })();
