@@ -223,10 +223,11 @@ def validate_flow(definition: Any) -> dict[str, Any]:
         missing = sorted({t for t in targets if t not in flow["nodes"]})
         if missing:
             errors.setdefault(node_id, {})["links"] = [f"Unknown nodes: {', '.join(missing)}."]
-    if flow["start"] not in flow["nodes"]:
-        errors["start"] = [f"Unknown node {flow['start']!r}."]
-    if errors:
-        raise APIError(422, "The flow is invalid.", fields={"nodes": errors})
+    fields: dict[str, Any] = {"nodes": errors} if errors else {}
+    if flow["start"] not in flow["nodes"]:  # named beside nodes: a node may be called "start"
+        fields["start"] = [f"Unknown node {flow['start']!r}."]
+    if fields:
+        raise APIError(422, "The flow is invalid.", fields=fields)
     return {**flow, "nodes": nodes}
 
 

@@ -147,11 +147,15 @@ def place_errors(definition: dict) -> dict[str, str]:
         return {"timezone": "Unknown time zone."}
     if definition.get("country"):
         try:
+            holidays_lib.country_holidays(definition["country"])
+        except NotImplementedError:
+            return {"country": "Unknown country."}
+        try:
             holidays_lib.country_holidays(
                 definition["country"], subdiv=definition.get("subdivision")
             )
         except NotImplementedError:
-            return {"country": "Unknown country or subdivision."}
+            return {"subdivision": f"Unknown subdivision of {definition['country']}."}
     return {}
 
 

@@ -1,9 +1,12 @@
-"""Login, logout, the agent console and the configuration pages (users, queues)."""
+"""Login, logout, the agent console and the configuration pages (users, queues, business
+calendars, SLA policies, IVR flows)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -13,8 +16,14 @@ from wtforms.validators import DataRequired, Length
 from contact_center.agents.models import AWAY_REASONS, DEFAULT_CAPACITY, REJECT_REASONS, ROLES, User
 from contact_center.agents.services import authenticate, end_sessions
 from contact_center.extensions import db, login_manager
-from contact_center.routing.models import STRATEGIES
+from contact_center.ivr.models import IvrFlow
+from contact_center.routing.models import STRATEGIES, Queue
+from contact_center.sla.api import PAUSABLE
+from contact_center.sla.calendars import WEEKDAYS
+from contact_center.sla.clocks import METRICS
+from contact_center.sla.models import BusinessCalendar, SlaPolicy
 from contact_center.softphone.services import ENDPOINT_KINDS, page_csp_sources
+from contact_center.tickets.models import PRIORITIES, TYPES
 
 bp = Blueprint("web", __name__)
 
@@ -116,3 +125,48 @@ def admin_users():
 @login_required
 def admin_queues():
     return _configuration_page("admin_queues.html", strategies=STRATEGIES)
+
+
+def _calendars() -> list[BusinessCalendar]:
+    return db.session.scalars(sa.select(BusinessCalendar).order_by(BusinessCalendar.name)).all()
+
+
+@bp.get("/admin/calendars")
+@login_required
+def admin_calendars():
+    return _configuration_page(
+        "admin_calendars.html",
+        calendars=_calendars(),
+        weekdays=WEEKDAYS,
+        timezones=sorted(available_timezones()),
+    )
+
+
+@bp.get("/admin/sla-policies")
+@login_required
+def admin_sla_policies():
+    policies = db.session.scalars(
+        sa.select(SlaPolicy).order_by(SlaPolicy.position, SlaPolicy.id)
+    ).all()
+    calendars = _calendars()
+    return _configuration_page(
+        "admin_sla_policies.html",
+        policies=policies,
+        calendars=calendars,
+        calendar_names={calendar.id: calendar.name for calendar in calendars},
+        queues=db.session.scalars(sa.select(Queue).order_by(Queue.name)).all(),
+        priorities=PRIORITIES,
+        types=TYPES,
+        tiers=("A", "B", "C"),
+        metrics=METRICS,
+        pausable=PAUSABLE,
+    )
+
+
+@bp.get("/admin/ivr-flows")
+@login_required
+def admin_ivr_flows():
+    flows = db.session.scalars(
+        sa.select(IvrFlow).order_by(IvrFlow.name, IvrFlow.version.desc())
+    ).all()
+    return _configuration_page("admin_ivr_flows.html", flows=flows)

@@ -398,6 +398,10 @@
     load();
   }
 
+  // The calendar, SLA policy and IVR flow pages (config_docs.js) build on these.
+  CC.forms = { pageStatus: pageStatus, clearErrors: clearErrors, busy: busy, field: field,
+               numberOrRaw: numberOrRaw };
+
   if ($("users-rows")) usersPage();
   if ($("queues-rows")) queuesPage();
 })();

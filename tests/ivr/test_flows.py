@@ -50,7 +50,7 @@ def test_invalid_flows_name_the_problem(default_definition, mutate, where):
 def test_unknown_start_and_non_objects_are_refused(default_definition):
     with pytest.raises(APIError) as error:
         flows.validate_flow({**default_definition, "start": "nope"})
-    assert "start" in error.value.fields["nodes"]
+    assert error.value.fields == {"start": ["Unknown node 'nope'."]}
     with pytest.raises(APIError):
         flows.validate_flow(["not", "a", "flow"])
 

@@ -71,3 +71,21 @@ def test_bad_calendars_are_refused_and_change_nothing(app, client, auth_header, 
     )
     assert refused.status_code == 409
     assert db.session.scalar(sa.select(sa.func.count()).select_from(BusinessCalendar)) == 1
+
+
+def test_each_error_names_its_field(app, client, auth_header, create_user):
+    """The configuration page puts each message next to the input it names."""
+    admin = auth_header(create_user("ada", role="admin"))
+
+    def fields_of(body: dict) -> dict:
+        refused = client.post("/api/v1/calendars", json=body, headers=admin)
+        assert refused.status_code == 422
+        return refused.get_json()["error"]["fields"]
+
+    assert fields_of({**ENGLAND, "timezone": "Mars/Olympus"}) == {"timezone": "Unknown time zone."}
+    assert fields_of({**ENGLAND, "country": "XX"}) == {"country": "Unknown country."}
+    assert fields_of({**ENGLAND, "subdivision": "ZZZ"}) == {
+        "subdivision": "Unknown subdivision of GB."
+    }
+    windows = fields_of({**ENGLAND, "windows": {"mon": [["09:00", "5pm"]]}})
+    assert windows == {"windows": {"mon": {"value": {"0": {"1": ["Times are HH:MM."]}}}}}
