@@ -1,0 +1,30 @@
+"""Process-level tuning for the web processes (called by wsgi.py, the production entry).
+
+Python's full (generation 2) garbage collection walks every live object. A gunicorn gevent
+worker holding ~500 agents' websockets has millions of them, and `bench/offer_latency.py`
+measured those collections at 285-312 ms each: every offer in flight waits that long, which
+was most of the p99. So the objects made while starting (modules, the app) are frozen out of
+collection, and the thresholds are raised so the young generations absorb short-lived
+garbage and a full collection is rare. Reference counting still frees almost everything at
+once; only cycles wait longer.
+"""
+
+from __future__ import annotations
+
+import gc
+
+DEFAULT_GC_THRESHOLDS = "50000,50,100"
+
+
+def tune_gc(setting: str | None) -> tuple[int, ...] | None:
+    """Apply GC_THRESHOLDS ("gen0,gen1,gen2"; empty or "python" keeps Python's own) and
+    freeze what exists now. Returns the thresholds set, or None."""
+    setting = DEFAULT_GC_THRESHOLDS if setting is None else setting.strip()
+    if setting in ("", "python"):
+        return None
+    parts = tuple(int(part) for part in setting.split(",") if part.strip().isdigit())
+    if len(parts) != 3 or len(setting.split(",")) != 3 or min(parts) < 1:
+        raise ValueError(f"GC_THRESHOLDS must be three positive integers, not {setting!r}")
+    gc.freeze()
+    gc.set_threshold(*parts)
+    return parts
