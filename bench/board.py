@@ -27,7 +27,10 @@ queue's (waiting, today's answered, today's handled) after each event; waiting +
 2 x answered + handled grows by exactly one per event of the queue, so the tuple
 (queue id, waiting, answered, handled) names one event. A client records the first arrival
 (`time.perf_counter`: CLOCK_MONOTONIC, shared by every process on the machine) of each
-tuple it sees. `update_*_ms` is, over every (event, connected client) pair, arrival minus
+tuple it sees. The server merges deltas (BOARD_FLUSH_MS), so a board may skip a tuple: an
+event counts as shown at the first arrival of its tuple or of any later one of its queue
+(a larger waiting + 2 x answered + handled: figures that include it). `update_*_ms` is,
+over every (event, connected client) pair, that arrival minus
 the event's scheduled time (no coordinated omission). After the phase the bench waits up
 to `--drain-s` for the last deliveries; pairs never received are `lost` and count in the
 percentiles with the time waited (a lower bound). A run that crosses midnight UTC resets
@@ -58,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import multiprocessing
 import os
@@ -373,6 +377,35 @@ def logged_exceptions(log: Path) -> Counter:
     return found
 
 
+def shown_by_queue(seen: dict[tuple, float]) -> dict[int, tuple[list[int], list[float]]]:
+    """Per queue: the progress values a board received (waiting + 2 x answered + handled,
+    which grows by one per event) in order, with the earliest arrival of that value or any
+    later one (a merged delta carries the newest figures, which include the events before)."""
+    by_queue: dict[int, list[tuple[int, float]]] = {}
+    for (queue_id, waiting, answered, handled), arrived in seen.items():
+        by_queue.setdefault(queue_id, []).append((waiting + 2 * answered + handled, arrived))
+    shown = {}
+    for queue_id, entries in by_queue.items():
+        entries.sort()
+        progress = [p for p, _ in entries]
+        earliest, running = [], float("inf")
+        for _p, arrived in reversed(entries):
+            running = min(running, arrived)
+            earliest.append(running)
+        shown[queue_id] = (progress, earliest[::-1])
+    return shown
+
+
+def first_showing(shown: dict, key: tuple) -> float | None:
+    """When a board first showed figures including the event `key` (None: never)."""
+    queue_id, waiting, answered, handled = key
+    if queue_id not in shown:
+        return None
+    progress, earliest = shown[queue_id]
+    index = bisect.bisect_left(progress, waiting + 2 * answered + handled)
+    return earliest[index] if index < len(progress) else None
+
+
 def percentiles(values: list[tuple[float, bool]]) -> dict:
     """p50/p99/max of (seconds, is_lower_bound) pairs."""
     ordered = sorted(values) or [(None, False)]
@@ -502,10 +535,10 @@ def main() -> int:
 
         pairs: list[tuple[float, bool]] = []
         lost = 0
-        seen_all = [seen for reply in replies for seen in reply["seen"]]
+        shown_all = [shown_by_queue(seen) for reply in replies for seen in reply["seen"]]
         for (_kind, _q, _i, _a, key), due in zip(events, due_times, strict=True):
-            for seen in seen_all:
-                arrived = seen.get(key)
+            for shown in shown_all:
+                arrived = first_showing(shown, key)
                 if arrived is None:
                     lost += 1
                     pairs.append((gave_up - due, True))
