@@ -1,10 +1,12 @@
 """The live board: counters kept in Redis as routing changes them, pushed as deltas.
 
 Routing calls in at the moments that change a figure: a wait starts, a wait ends (answered,
-abandoned, or gone another way), handling ends, an agent's status changes. Each call is one
-Redis round trip (the increments and the read-back of the queue's figures in one
-transaction) and one `board_delta` event to every supervisor's board. No database query
-happens per event; the database is read only when a board connects (`snapshot`).
+abandoned, or gone another way), handling ends, an agent's status changes, an offer rings
+out. Each call is one Redis round trip: the increments, the read-back of the figures and a
+new version number, in one transaction. The figures go to every supervisor's board as a
+`board_delta`, merged per process and sent every BOARD_FLUSH_MS (newest version wins). No
+database query happens per event; the database is read only when a board connects
+(`snapshot`).
 
 Counters are the report's additive counts (`metrics.summarise`), per queue for the UTC day
 and for the current 15-minute interval, so the board and the reports agree by construction.
