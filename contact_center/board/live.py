@@ -25,7 +25,7 @@ from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from contact_center.agents.models import User
-from contact_center.board import metrics
+from contact_center.board import erlang, metrics
 from contact_center.db_types import isoformat
 from contact_center.extensions import db, socketio
 from contact_center.realtime.events import emit_to_supervisors
@@ -42,6 +42,7 @@ COUNTS = (
     "handle_ms",
     "csat_sum",
     "csat_count",
+    "abandon_wait_ms",
 )
 DAY_TTL_S = 8 * 86400
 INTERVAL_TTL_S = 2 * 86400
@@ -90,7 +91,11 @@ def wait_ended(
     if outcome == "answered":
         counts = {"answered": 1, "answered_within": int(within), "wait_ms": int(waited_s * 1000)}
     elif outcome == "abandoned":
-        counts = {"abandoned": 1, "abandoned_within": int(within)}
+        counts = {
+            "abandoned": 1,
+            "abandoned_within": int(within),
+            "abandon_wait_ms": int(waited_s * 1000),
+        }
     _change(queue_id, counts=counts, waiting_remove=interaction_id)
 
 
@@ -313,7 +318,16 @@ def _queue_figures(queue_id: int, replies: list[Any], now: float) -> dict[str, A
     figures["longest_wait_s"] = int(now - oldest[0][1]) if oldest else 0
     for name, raw in (("today", today), ("interval", interval), ("previous_interval", previous)):
         counts = _counts(raw)
-        figures[name] = {**counts, **metrics.summarise(counts)}
+        # Every caller's wait (answered or not) over the abandons: the callers' mean
+        # patience, which staffing advice uses for Erlang A.
+        patience = erlang.estimated_patience_s(
+            counts["abandoned"], (counts["wait_ms"] + counts["abandon_wait_ms"]) / 1000
+        )
+        figures[name] = {
+            **counts,
+            **metrics.summarise(counts),
+            "patience_s": None if patience is None else round(patience, 1),
+        }
     return figures
 
 

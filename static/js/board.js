@@ -36,26 +36,31 @@
     return counts;
   }
 
-  /* Erlang C for the queue's last full 15 minutes (arrivals) and today's handle time, with
-   * the agents staffed now: asked of the what-if API only when one of those changes. */
+  /* Erlang C (Erlang A once callers have abandoned: their observed patience) for the queue's
+   * last full 15 minutes (arrivals) and today's handle time, with the agents staffed now:
+   * asked of the what-if API only when one of those changes. */
   var advice = {};
   function staffingAdvice(q, a) {
     var arrivals = (q.previous_interval || {}).offered || 0;
     var aht = (q.today || {}).aht_s;
     var staffed = a.available + a.busy + a.wrapup;
     if (!arrivals || !aht) return "Needs a full interval of calls";
-    var key = [arrivals, Math.round(aht), staffed, q.threshold_s, q.target].join("|");
+    var patience = (q.today || {}).patience_s || 0;
+    var key = [arrivals, Math.round(aht), staffed, q.threshold_s, q.target, Math.round(patience)].join("|");
     var known = advice[q.id];
     if (!known || known.key !== key) {
       advice[q.id] = { key: key, text: known ? known.text : "…" };
       var query = "arrivals=" + arrivals + "&interval_s=900&aht_s=" + Math.max(1, Math.round(aht)) +
         "&target_sl=" + (q.target || 0.8) + "&threshold_s=" + (q.threshold_s || 20) +
-        "&agents_now=" + staffed;
+        "&agents_now=" + staffed +
+        // Callers who give up: Erlang A with their observed mean patience (under an hour).
+        ((q.today || {}).patience_s ? "&patience_s=" + Math.min(3600, Math.max(1, q.today.patience_s)) : "");
       CC.api("GET", "/api/v1/board/staffing/what-if?" + query).then(function (answer) {
         if (advice[q.id].key !== key) return;
         var now = answer.now || {};
         advice[q.id].text = answer.advice + " (now: SL " + pct(now.service_level) +
-          ", ASA " + seconds(now.asa_s) + ")";
+          ", ASA " + seconds(now.asa_s) + "; " +
+          (answer.model === "erlang_a" ? "Erlang A" : "Erlang C") + ")";
         renderQueues();
       }, function () { advice[q.id].text = "–"; });
     }

@@ -74,6 +74,8 @@ def test_the_board_counts_a_scripted_day_as_by_hand(board, make_queue, agent, ar
     assert today["service_level"] == pytest.approx(1 / (4 - 1), abs=1e-4)  # 1 / (4 - 1)
     assert today["asa_s"] == pytest.approx((30 + 5) / 2, abs=1.0)
     assert today["abandon_rate"] == 0.5
+    # Patience: every caller's wait over the abandons, (30 + 5 + 25 + 3) / 2.
+    assert today["patience_s"] == pytest.approx((30 + 5 + 25 + 3) / 2, abs=1.0)
     assert today["handled"] == 2
     assert queues[queue.id]["interval"]["offered"] == 4  # all in this quarter hour
     assert agents[sam.id]["handled_today"] == 2
