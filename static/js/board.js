@@ -67,6 +67,15 @@
     return advice[q.id].text;
   }
 
+  // A new caller's wait: (position - 0.5) x AHT / agents staffed (routing's own estimate).
+  function estimatedWait(q, a) {
+    var staffed = a.available + a.busy + a.wrapup;
+    var aht = (q.today || {}).aht_s;
+    if (!staffed) return "no agents";
+    if (!aht) return "–";
+    return CC.duration((q.waiting + 0.5) * aht / staffed);
+  }
+
   function renderQueues() {
     var body = document.querySelector("#queue-board tbody");
     CC.clear(body);
@@ -93,6 +102,7 @@
                ", " + pct(iv.service_level)),
           CC.h("td", { className: "q-agents" },
                a.available + " / " + a.busy + " / " + a.wrapup + " / " + a.away),
+          CC.h("td", { className: "q-estimate" }, estimatedWait(q, a)),
           CC.h("td", { className: "q-advice" }, staffingAdvice(q, a))));
       });
     var first = Object.keys(queues)[0];

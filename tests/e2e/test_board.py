@@ -39,6 +39,7 @@ def test_a_call_arrives_and_is_answered_on_the_live_board(
     expect(row.locator(".q-sl")).to_have_text("100.0 %")
     # Erlang needs the last full quarter hour's arrivals, which a new queue has not got.
     expect(row.locator(".q-advice")).to_have_text("Needs a full interval of calls")
+    expect(row.locator(".q-estimate")).to_have_text("–")  # no handle time yet today
     expect(agent_row.locator(".a-status")).to_have_text("busy")
     expect(agent_row.locator(".a-work")).to_contain_text("voice #")
     expect(agent_row.locator("button.monitor")).to_have_count(3)  # listen, whisper, barge
