@@ -516,8 +516,8 @@ def _refuse_offer(
 
 def _commit_keeping(*rows: Any) -> None:
     """Commit, expiring every object of the session but `rows`, which keep what this
-    transaction wrote: the offer goes out from them, where reading them back would cost a
-    round trip each (the reservation, interaction, queue and agent: four before it rings)."""
+    transaction wrote: the events and the next offer that follow read them, where reading
+    them back would cost a round trip each (four before an offer rings)."""
     session = db.session()
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
@@ -898,7 +898,8 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     interaction.agent_id = agent.id
     interaction.answered_at = now
     _derive_status(agent, now)
-    db.session.commit()
+    # What follows (events, the call's legs, the next offer) reads these rows as written.
+    _commit_keeping(reservation, interaction, interaction.queue, agent)
     emit_to_agent(
         agent.id, "assigned", {"interaction_id": interaction.id, "reservation_id": reservation.id}
     )
@@ -1515,7 +1516,7 @@ def _end(
         interaction.status = "ended"
     if agent is not None:
         _derive_status(agent, now)
-    db.session.commit()
+    _commit_keeping(interaction, interaction.queue, agent, consulted)
     if interaction.queue_id is not None and duration_s:
         _store().record_handle_time(interaction.queue_id, duration_s + wrapup_s)
     if consulted is not None:  # the customer left mid-consult: the consulted agent is free
@@ -1545,7 +1546,7 @@ def _release_slot(agent: User, interaction: Interaction, event: str = "completed
         )
     agent.idle_since = now
     _derive_status(agent, now)
-    db.session.commit()
+    _commit_keeping(agent, interaction, interaction.queue)
     _emit_status(agent)
     _make_available(agent)
     _offer_agent(agent)
