@@ -272,7 +272,7 @@ def memberships(agent: User) -> list[Membership]:
     return result
 
 
-def _make_available(agent: User) -> None:
+def _make_available(agent: User, members: list[Membership] | None = None) -> None:
     """Put a free agent in the idle set of every pool they serve, scored by each strategy."""
     if agent.presence != "available":
         return
@@ -280,7 +280,7 @@ def _make_available(agent: User) -> None:
     idle_since = (agent.idle_since or agent.status_since or utcnow()).timestamp()
     last_offer = agent.last_offer_at.timestamp() if agent.last_offer_at else 0.0
     scores = {}
-    for m in memberships(agent):
+    for m in memberships(agent) if members is None else members:
         load = store.load(agent.id, m.channel)
         pool = policy.pool_name(m.queue.id, m.channel, m.sig, m.tier)
         scores[idle_key(pool)] = policy.agent_score(
@@ -387,12 +387,20 @@ def _offer_pool(pool: str) -> list[Reservation]:
     return offers
 
 
-def _offer_agent(agent: User) -> Reservation | None:
+def _free_for_work(agent: User) -> None:
+    """A free agent joins the idle sets of the pools they serve and is offered the best work
+    waiting there (the pools worked out once for both)."""
+    members = memberships(agent) if agent.presence == "available" else []
+    _make_available(agent, members)
+    _offer_agent(agent, members)
+
+
+def _offer_agent(agent: User, members: list[Membership] | None = None) -> Reservation | None:
     """Offer a free agent the best waiting interaction across all their pools."""
     if agent.presence != "available":
         return None
     store = get_store()
-    members = memberships(agent)
+    members = memberships(agent) if members is None else members
     sources: list[tuple[str, str, bool, float]] = [
         (personal_key(agent.id, channel), channel, True, 1e9)
         for channel, cap in (agent.capacity or {}).items()
@@ -912,8 +920,7 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     elif interaction.channel == "callback":
         _place_callback(interaction, reservation, agent)
     # Capacity left on other channels (email alongside email, say) keeps work coming.
-    _make_available(agent)
-    _offer_agent(agent)
+    _free_for_work(agent)
     return interaction
 
 
@@ -926,7 +933,7 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
             calls.public_url(f"{connect_path}?leg=agent"),
             calls.public_url("/webhooks/twilio/voice/status"),
         )
-        db.session.commit()
+        _commit_keeping(interaction, interaction.queue, reservation, agent)
     except TwilioRestException as exc:
         # The caller may have hung up meanwhile; their status callback ends the interaction.
         log.warning("could not connect interaction %s: %s", interaction.id, exc.msg)
@@ -947,7 +954,7 @@ def _place_callback(interaction: Interaction, reservation: Reservation, agent: U
             calls.public_url(f"{connect_path}?leg=caller"),
             status_url,
         )
-        db.session.commit()
+        _commit_keeping(interaction, interaction.queue, reservation, agent)
     except TwilioRestException as exc:
         log.warning("could not place callback %s: %s", interaction.id, exc.msg)
 
@@ -980,8 +987,7 @@ def agent_connected(agent: User) -> None:
     store.cancel_timer(f"disconnect:{agent.id}")
     if first and agent.presence == "available":
         store.set_agent(agent.id, agent.presence, agent.capacity or {})
-        _make_available(agent)
-        _offer_agent(agent)
+        _free_for_work(agent)
 
 
 def agent_disconnected(agent: User) -> None:
@@ -1485,8 +1491,7 @@ def leave_queue(interaction: Interaction, outcome: str, reason: str) -> Interact
             agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason}
         )
         _emit_status(agent)
-        _make_available(agent)
-        _offer_agent(agent)
+        _free_for_work(agent)
     log.info("interaction %s left the queue: %s", interaction.id, outcome)
     return interaction
 
@@ -1548,8 +1553,7 @@ def _release_slot(agent: User, interaction: Interaction, event: str = "completed
     _derive_status(agent, now)
     _commit_keeping(agent, interaction, interaction.queue)
     _emit_status(agent)
-    _make_available(agent)
-    _offer_agent(agent)
+    _free_for_work(agent)
 
 
 def _wrapup_s(interaction: Interaction) -> int:
@@ -1710,8 +1714,7 @@ def take_voice_slot(agent: User) -> None:
 def give_back_voice_slot(agent: User) -> None:
     """Undo `take_voice_slot` when the call could not be placed."""
     _store().change_load(agent.id, "voice", -1)
-    _make_available(agent)
-    _offer_agent(agent)
+    _free_for_work(agent)
 
 
 def start_consult(interaction: Interaction, target: User, call_sid: str) -> Interaction:
