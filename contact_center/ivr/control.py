@@ -167,6 +167,14 @@ def monitor(interaction: Interaction, supervisor: User, mode: str) -> str:
         )
     except TwilioRestException as exc:
         raise _twilio("add the supervisor")(exc) from None
+    audit.record(
+        "interaction.monitored",
+        "interaction",
+        interaction.id,
+        actor_id=supervisor.id,
+        after={"mode": mode, "agent_id": interaction.agent_id, "call_sid": participant.call_sid},
+    )
+    db.session.commit()
     log.info("supervisor %s %s interaction %s", supervisor.id, mode, interaction.id)
     return participant.call_sid
 

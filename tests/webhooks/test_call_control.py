@@ -112,6 +112,11 @@ def test_supervisor_monitoring(
         assert created.form[key] == value
     if mode == "whisper":
         assert created.form["CallSidToCoach"] == interaction.agent_call_sid
+    [entry] = [
+        e for e in trail("interaction", interaction.id) if e.action == "interaction.monitored"
+    ]
+    assert entry.actor_id == sam.id
+    assert entry.after["mode"] == mode and entry.after["agent_id"] == alice.id
     assert (
         client.post(
             f"/api/v1/interactions/{interaction.id}/monitor",
