@@ -50,6 +50,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from contact_center.worker import register_embedded_worker
 
     register_embedded_worker(app)
+    from contact_center.simulate.cli import register_demo_simulator
+
+    register_demo_simulator(app)
     return app
 
 
@@ -205,3 +208,5 @@ def _configure_logging(app: Flask) -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+        # The Twilio client logs every request's headers at INFO: a line per REST call.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

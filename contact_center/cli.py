@@ -132,5 +132,15 @@ def tiers_command(basis: str):
 
 def register_cli(app: Flask) -> None:
     """Add the command groups to `flask`."""
-    for group in (users_cli, demo_cli, routing_cli, ivr_cli, customers_cli, worker_command):
+    from contact_center.simulate.cli import simulate_command
+
+    for group in (
+        users_cli,
+        demo_cli,
+        routing_cli,
+        ivr_cli,
+        customers_cli,
+        worker_command,
+        simulate_command,
+    ):
         app.cli.add_command(group)

@@ -144,7 +144,20 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     config["SQLALCHEMY_DATABASE_URI"] = url
     config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+    _demo_twilio(config, embedded)
     low, high = VOICE_TOKEN_TTL_RANGE
     if not low <= int(config["VOICE_TOKEN_TTL_S"]) <= high:
         raise RuntimeError(f"VOICE_TOKEN_TTL_S must be from {low} to {high} seconds")
     return config
+
+
+def _demo_twilio(config: dict[str, Any], embedded: bool) -> None:
+    """The demo simulator plays Twilio: without real credentials it gets its own, known only
+    to this process, and its Twilio stub (whose address it sets when it starts)."""
+    config["DEMO_TWILIO"] = False
+    if not (config.get("DEMO_SIMULATOR") and embedded) or config.get("TWILIO_ACCOUNT_SID"):
+        return
+    config["DEMO_TWILIO"] = True
+    config["TWILIO_ACCOUNT_SID"] = "AC" + secrets.token_hex(16)
+    config["TWILIO_AUTH_TOKEN"] = secrets.token_hex(16)
+    config["EMAIL_INBOUND_SECRET"] = config.get("EMAIL_INBOUND_SECRET") or secrets.token_hex(16)

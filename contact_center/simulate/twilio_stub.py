@@ -8,9 +8,12 @@ TWILIO_API_BASE_URL at it. Run standalone: `python -m contact_center.simulate.tw
 Like Twilio it also calls back: `post_status()` posts a signed status callback to the
 StatusCallback URL a call was created with, `answer()` fetches a call's TwiML from its Url,
 and with `auto_advance` every created call goes initiated -> ringing -> in-progress by
-itself (posting the events its creator asked for, then fetching its TwiML). Callback URLs
-are signed as given (the app's PUBLIC_BASE_URL) and sent to `webhook_base_url` instead of
-their own host, which lets a test app on 127.0.0.1 play the public server.
+itself (posting the events its creator asked for, then fetching its TwiML). The traffic
+simulator plays the caller's side too: `incoming()` registers a call it sent in, a redirect
+of it is followed (`follow_redirects`), and `hang_up()` ends it unless it was redirected.
+Callback URLs are signed as given (the app's PUBLIC_BASE_URL) and sent to
+`webhook_base_url` instead of their own host, which lets a test app on 127.0.0.1 play the
+public server.
 """
 
 from __future__ import annotations
@@ -70,11 +73,23 @@ class StubState:
     refuse: set[str] = field(default_factory=set)
     # Answers to the callbacks the stub made: (url, form, status code, body).
     callbacks: list[tuple[str, dict[str, str], int, str]] = field(default_factory=list)
+    # A redirected call fetches its new TwiML, as Twilio does (the caller joins the conference).
+    follow_redirects: bool = False
+    # Keep at most this many requests and callbacks (None: all): a long simulation runs for hours.
+    max_recorded: int | None = None
+    # Told of every update of a known call, under the lock: (CallSid, form).
+    on_update: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
+
+
+def _trim(records: list, limit: int | None) -> None:
+    """Drop the oldest records past twice the limit (amortised: not one shift per request)."""
+    if limit is not None and len(records) > 2 * limit:
+        del records[: len(records) - limit]
 
 
 def _call_json(state: StubState, sid: str, call: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         sid = match["sid"]
         with state.changed:
             state.requests.append(RecordedRequest(method, path, form, sid))
+            _trim(state.requests, state.max_recorded)
             state.changed.notify_all()
             if sid is None and method == "POST":
                 if "call-create" in state.refuse:
@@ -164,12 +180,17 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 if "Url" in form:
                     call["url"] = form["Url"]
+                    call["redirected"] = True
                 if "Status" in form:
                     call["status"] = form["Status"]
+                if state.on_update is not None:
+                    state.on_update(sid, form)
             self._send(200, _call_json(state, sid, call))
             if state.auto_advance and form.get("Status") in FINAL_STATUSES:
                 # Hung up through the API: Twilio then reports the end of the call.
                 self.server.report_later(sid, form["Status"])
+            elif state.follow_redirects and "Url" in form and "Status" not in form:
+                threading.Thread(target=self.server.answer, args=(sid,), daemon=True).start()
 
     def _conference(self, method: str, path: str, match: re.Match, query_string: str) -> None:
         """Conferences exist for every name asked after (each interaction has one live)."""
@@ -281,6 +302,9 @@ class TwilioStubServer(ThreadingHTTPServer):
             self.state.refuse.clear()
             self.state.webhook_base_url = None
             self.state.auto_advance = False
+            self.state.follow_redirects = False
+            self.state.max_recorded = None
+            self.state.on_update = None
 
     # ------------------------------------------------------------ callbacks to the app
 
@@ -310,6 +334,7 @@ class TwilioStubServer(ThreadingHTTPServer):
             result = error.code, error.read().decode()
         with self.state.changed:
             self.state.callbacks.append((url, params, *result))
+            _trim(self.state.callbacks, self.state.max_recorded)
             self.state.changed.notify_all()
         return result
 
@@ -351,7 +376,45 @@ class TwilioStubServer(ThreadingHTTPServer):
                 self.state.gone.add(call_sid)
         if not url:
             raise ValueError(f"call {call_sid} was created without a StatusCallback")
-        return self._post_signed(url, params)
+        result = self._post_signed(url, params)
+        if status in FINAL_STATUSES and self.state.max_recorded is not None:
+            self.forget(call_sid)
+        return result
+
+    def incoming(self, call_sid: str, caller: str, called: str, status_callback: str) -> None:
+        """A call that came in (Twilio posted its webhook): the stub now owns its lifecycle, so
+        when the app hangs it up through the API its final status goes to `status_callback`."""
+        with self.state.changed:
+            self.state.calls[call_sid] = {
+                "status": "in-progress",
+                "direction": "inbound",
+                "from": caller,
+                "to": called,
+                "status_callback": status_callback,
+                "events": set(),
+                "sequence": 0,
+            }
+
+    def hang_up(self, call_sid: str) -> bool:
+        """The caller hangs up, unless the app redirected the call first (True: hung up).
+
+        Decided under the lock, so a redirect after it gets Twilio's 404 for an ended call.
+        """
+        with self.state.changed:
+            call = self.state.calls.get(call_sid)
+            if call is not None and call.get("redirected"):
+                return False
+            self.state.gone.add(call_sid)
+            if call is not None:
+                call["status"] = "completed"
+            return True
+
+    def forget(self, call_sid: str) -> None:
+        """Drop an ended call's record (a long simulation would otherwise keep them all); the
+        API still answers 404 for it."""
+        with self.state.changed:
+            self.state.calls.pop(call_sid, None)
+            self.state.gone.add(call_sid)
 
     def answer(self, call_sid: str) -> tuple[int, str]:
         """The callee picks up: fetch the call's TwiML from its Url (signed); (status, TwiML)."""
