@@ -121,8 +121,9 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def _channel_for(redis_url: str) -> str:
     """`contact-center-db<n>` for a Redis URL naming database n (0 when it names none)."""
-    path = urlparse(redis_url).path.strip("/")
-    return f"contact-center-db{path if path.isdigit() else 0}"
+    # A Sentinel URL's path is /<db>/<master name>: the database comes first there too.
+    database = urlparse(redis_url).path.strip("/").split("/")[0]
+    return f"contact-center-db{database if database.isdigit() else 0}"
 
 
 def finalise(config: dict[str, Any]) -> dict[str, Any]:

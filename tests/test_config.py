@@ -44,6 +44,7 @@ def test_postgres_urls_use_psycopg_and_redis_is_the_message_queue(tmp_path):
         ("redis://r:6379", None, "contact-center-db0"),
         ("rediss://:pw@r:6380/12?ssl_cert_reqs=none", None, "contact-center-db12"),
         ("redis://r:6379/3", "desk-eu", "desk-eu"),
+        ("redis+sentinel://:pw@s1:26379,s2:26379/5/cc", None, "contact-center-db5"),
     ],
 )
 def test_deployments_sharing_a_redis_get_socketio_channels_of_their_own(
