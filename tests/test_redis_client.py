@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis.sentinel
+from socketio import RedisManager
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from contact_center import create_app
@@ -44,15 +45,21 @@ def test_incomplete_sentinel_urls_are_refused(url):
 
 
 def test_the_app_asks_the_sentinels_for_its_master(tmp_path):
-    """Both clients (text, and bytes for RQ) follow the master; nothing connects yet."""
+    """Both clients (text, and bytes for RQ) and the Socket.IO message queue follow the
+    master; nothing connects yet."""
     app = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "s",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
             "REDIS_URL": SENTINEL_URL,
+            "SOCKETIO_MESSAGE_QUEUE": SENTINEL_URL,
         }
     )
+    manager = app.extensions["socketio"].server.manager
+    assert isinstance(manager, RedisManager)  # not Kombu's, which Flask-SocketIO would pick
+    assert manager.redis_url == SENTINEL_URL
+    assert manager.channel == "contact-center-db4"
     for name, decoded in (("redis", True), ("redis_raw", False)):
         pool = app.extensions[name].connection_pool
         assert isinstance(pool, redis.sentinel.SentinelConnectionPool)
