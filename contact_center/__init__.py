@@ -51,6 +51,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from contact_center.worker import register_embedded_worker
 
     register_embedded_worker(app)
+    hops = int(app.config["PROXY_FIX_HOPS"])
+    if hops:
+        # Outermost, so Socket.IO handlers see the client's address too (audit, rate limits).
+        # Twilio's signatures do not depend on it: they are checked against PUBLIC_BASE_URL.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app
 
 
