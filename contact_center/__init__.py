@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Flask
@@ -53,6 +54,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from contact_center.simulate.cli import register_demo_simulator
 
     register_demo_simulator(app)
+    hops = int(app.config["PROXY_FIX_HOPS"])
+    if hops:
+        # Outermost, so Socket.IO handlers see the client's address too (audit, rate limits).
+        # Twilio's signatures do not depend on it: they are checked against PUBLIC_BASE_URL.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app
 
 
@@ -107,11 +115,13 @@ def _ping_idle(engine: sa.Engine, idle_s: float) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
+    from socketio import Manager, RedisManager
+
     from contact_center.errors import register_error_handlers
     from contact_center.extensions import api, csrf, db, login_manager, migrate, socketio
     from contact_center.realtime import agent as agent_namespace
     from contact_center.realtime import supervisor as supervisor_namespace
-    from contact_center.redis_client import init_redis
+    from contact_center.redis_client import SENTINEL_SCHEME, init_redis
 
     db.init_app(app)
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
@@ -125,10 +135,21 @@ def _init_extensions(app: Flask) -> None:
     # Namespaces are attached before init_app so every app's new server gets them.
     agent_namespace.register(socketio)
     supervisor_namespace.register(socketio)
+    queue_url = app.config.get("SOCKETIO_MESSAGE_QUEUE")
+    channel = app.config.get("SOCKETIO_CHANNEL") or "flask-socketio"
+    # The client manager is chosen here for every app: Flask-SocketIO would keep the one an
+    # earlier init_app made (tests build many apps), and would take a Sentinel URL for
+    # Kombu's, while python-socketio's RedisManager reads Sentinel URLs itself.
+    managers = {}
+    if not queue_url:
+        managers["client_manager"] = Manager()
+    elif urlsplit(queue_url).scheme in {"redis", "rediss", SENTINEL_SCHEME}:
+        managers["client_manager"] = RedisManager(queue_url, channel=channel)
     socketio.init_app(
         app,
-        message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
-        channel=app.config.get("SOCKETIO_CHANNEL") or "flask-socketio",
+        message_queue=queue_url,
+        channel=channel,
+        **managers,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE"),
         # None: only the page's own origin may open a socket (cross-site pages cannot).
         cors_allowed_origins=None,

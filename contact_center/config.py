@@ -39,6 +39,7 @@ ENV_VARS = (
     "OFFER_TIMEOUT_S",
     "OUTBOUND_WRAPUP_S",
     "BOARD_FLUSH_MS",
+    "PROXY_FIX_HOPS",
 )
 
 
@@ -88,6 +89,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
         # Live-board deltas are merged per process and sent at most this often (0: each at
         # once): a busy queue costs the boards a few messages a second, not one per event.
         "BOARD_FLUSH_MS": 250,
+        # Proxies in front of the web processes whose X-Forwarded-For and -Proto are trusted
+        # (nginx alone: 1). 0 trusts none: a client could forge its address otherwise.
+        "PROXY_FIX_HOPS": 0,
         "TESTING": False,
     }
 
@@ -99,6 +103,7 @@ _INT_KEYS = {
     "OUTBOUND_WRAPUP_S",
     "VOICE_TOKEN_TTL_S",
     "BOARD_FLUSH_MS",
+    "PROXY_FIX_HOPS",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
 VOICE_TOKEN_TTL_RANGE = (60, 86400)
@@ -121,8 +126,9 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def _channel_for(redis_url: str) -> str:
     """`contact-center-db<n>` for a Redis URL naming database n (0 when it names none)."""
-    path = urlparse(redis_url).path.strip("/")
-    return f"contact-center-db{path if path.isdigit() else 0}"
+    # A Sentinel URL's path is /<db>/<master name>: the database comes first there too.
+    database = urlparse(redis_url).path.strip("/").split("/")[0]
+    return f"contact-center-db{database if database.isdigit() else 0}"
 
 
 def finalise(config: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def test_postgres_urls_use_psycopg_and_redis_is_the_message_queue(tmp_path):
         ("redis://r:6379", None, "contact-center-db0"),
         ("rediss://:pw@r:6380/12?ssl_cert_reqs=none", None, "contact-center-db12"),
         ("redis://r:6379/3", "desk-eu", "desk-eu"),
+        ("redis+sentinel://:pw@s1:26379,s2:26379/5/cc", None, "contact-center-db5"),
     ],
 )
 def test_deployments_sharing_a_redis_get_socketio_channels_of_their_own(
@@ -54,3 +55,29 @@ def test_deployments_sharing_a_redis_get_socketio_channels_of_their_own(
     values = config.default_config(str(tmp_path))
     values.update(SECRET_KEY="s", REDIS_URL=url, SOCKETIO_CHANNEL=channel)
     assert config.finalise(values)["SOCKETIO_CHANNEL"] == expected
+
+
+@pytest.mark.parametrize(
+    ("hops", "expected"), [(0, ("127.0.0.1", "http")), (1, ("203.0.113.9", "https"))]
+)
+def test_forwarded_headers_count_only_behind_a_trusted_proxy(tmp_path, hops, expected):
+    """Behind nginx the client's address and scheme come from X-Forwarded-*; without
+    PROXY_FIX_HOPS anyone could claim any address through them."""
+    from flask import request
+
+    from contact_center import create_app
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "REDIS_URL": None,
+            "PROXY_FIX_HOPS": hops,
+        }
+    )
+    app.add_url_rule("/whoami", "whoami", lambda: f"{request.remote_addr} {request.scheme}")
+    response = app.test_client().get(
+        "/whoami",
+        headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.9", "X-Forwarded-Proto": "https"},
+    )
+    assert response.text == " ".join(expected)

@@ -1,0 +1,266 @@
+"""Scale-out as deployed: two gunicorn web processes and a `flask worker` on real PostgreSQL and
+Redis. A call that arrives on one web process reaches an agent whose websocket is on the
+other, through the Socket.IO message queue on Redis; the accept and the completion made on
+that other process drive Twilio's REST API (the local stub)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+
+from contact_center.agents.services import issue_token
+from contact_center.extensions import db
+from contact_center.routing import services as routing
+from contact_center.routing.models import Interaction, Reservation
+from tests.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PUBLIC_BASE_URL,
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    VOICE,
+    call_sid,
+    sign,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CALLER = "+447700900123"
+WAIT_S = 60.0  # generous: two gunicorns, a worker and this test share two busy cores
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Run from the repository root in a session of its own (gunicorn's workers stop with it)."""
+    with log.open("wb") as output:  # a file, not a pipe nobody reads: a full pipe blocks it
+        return subprocess.Popen(  # noqa: S603  (our own commands)
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate gracefully; kill the process group if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=20)
+
+
+def tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+
+
+def wait_until_serving(process: subprocess.Popen, port: int, log: Path) -> None:
+    end = time.monotonic() + WAIT_S
+    while time.monotonic() < end:
+        assert process.poll() is None, f"exited with {process.returncode}:\n{tail(log)}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5):  # noqa: S310
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"port {port} never answered:\n{tail(log)}")
+
+
+def post_twilio(port: int, path: str, params: dict[str, str], query: dict[str, str] | None = None):
+    """POST a form to a web process as Twilio does: signed over PUBLIC_BASE_URL."""
+    full_path = path + (f"?{urlencode(query)}" if query else "")
+    request = urllib.request.Request(  # noqa: S310  (a local URL)
+        f"http://127.0.0.1:{port}{full_path}",
+        data=urlencode(params).encode(),
+        headers={"X-Twilio-Signature": sign(PUBLIC_BASE_URL + full_path, params)},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=WAIT_S) as response:  # noqa: S310
+        return response.status, response.read()
+
+
+async def agent_session(url: str, token: str, on_ready, on_offer) -> dict:
+    """An agent's console over a real websocket: available, then accept and complete the offer
+    it gets. Blocking steps in between (webhooks, the stub) run in threads."""
+    import socketio
+
+    async with socketio.AsyncSimpleClient() as agent:
+        await agent.connect(
+            url, namespace="/agent", transports=["websocket"], auth={"token": token}
+        )
+        ack = await agent.call("set_status", {"status": "available"}, timeout=WAIT_S)
+        assert ack["ok"] and ack["status"] == "available", ack
+        await asyncio.to_thread(on_ready)
+        end = time.monotonic() + WAIT_S
+        while True:  # the `status` event may come first
+            name, *args = await agent.receive(timeout=max(end - time.monotonic(), 0.1))
+            if name == "offer":
+                offer = args[0]
+                break
+        accepted = await agent.call(
+            "accept", {"reservation_id": offer["reservation_id"]}, timeout=WAIT_S
+        )
+        assert accepted["ok"], accepted
+        await asyncio.to_thread(on_offer, offer)
+        completed = await agent.call(
+            "complete",
+            {"interaction_id": offer["interaction"]["id"], "disposition": "resolved"},
+            timeout=WAIT_S,
+        )
+        assert completed["ok"], completed
+        return {"offer": offer, "accepted": accepted, "completed": completed}
+
+
+@pytest.mark.real_services
+def test_a_call_arriving_on_one_web_process_reaches_an_agent_on_another(
+    app, create_user, twilio_stub, tmp_path
+):
+    routing.create_queue(name="General", channels=["voice"], is_default=True)
+    db.session.commit()
+    alice = create_user("alice", display_name="Alice Archer")
+    token, _ = issue_token(alice)
+    alice_id = alice.id
+    db.session.remove()  # the web processes write these rows from now on
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": TEST_DATABASE_URL or "",
+        "REDIS_URL": TEST_REDIS_URL or "",
+        "SECRET_KEY": "test-secret-key",
+        "SOCKETIO_ASYNC_MODE": "gevent",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": twilio_stub.base_url,
+    }
+    # As in production: the message queue and its channel follow from REDIS_URL, the same
+    # for every process of the deployment.
+    for name in ("SOCKETIO_MESSAGE_QUEUE", "SOCKETIO_CHANNEL", "FLASK_APP"):
+        env.pop(name, None)
+    ports = {"a": free_port(), "b": free_port()}
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "worker")}
+    sid = call_sid(1)
+
+    with ExitStack() as processes:
+        web = {}
+        for name, port in ports.items():
+            web[name] = start(
+                [
+                    str(BIN / "gunicorn"),
+                    "-k",
+                    "gevent",
+                    "-w",
+                    "1",
+                    "--worker-connections",
+                    "100",
+                    "--graceful-timeout",
+                    "10",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "wsgi:app",
+                ],
+                env,
+                logs[name],
+            )
+            processes.callback(stop, web[name])
+        worker = start([str(BIN / "flask"), "--app", "wsgi", "worker"], env, logs["worker"])
+        processes.callback(stop, worker)
+        for name, port in ports.items():
+            wait_until_serving(web[name], port, logs[name])
+
+        def call_arrives_on_a() -> None:
+            params = {
+                "CallSid": sid,
+                "AccountSid": ACCOUNT_SID,
+                "From": CALLER,
+                "To": "+441632960000",
+                "CallStatus": "ringing",
+                "Direction": "inbound",
+            }
+            status, body = post_twilio(ports["a"], VOICE, params)
+            assert status == 200 and b"<Enqueue" in body, body
+
+        def twilio_connects_the_caller(offer: dict) -> None:
+            reservation_id = offer["reservation_id"]
+            redirects = twilio_stub.wait_for(
+                lambda r: r.call_sid == sid and "Url" in r.form, timeout=WAIT_S
+            )
+            assert redirects, "the caller's call was never redirected"
+            assert redirects[0].form["Url"] == (
+                f"{PUBLIC_BASE_URL}{VOICE}/connect/{reservation_id}?leg=caller"
+            )
+            agent_legs = twilio_stub.wait_for(
+                lambda r: r.method == "POST" and r.call_sid is None and "To" in r.form,
+                timeout=WAIT_S,
+            )
+            assert agent_legs, "the agent's leg was never dialled"
+            assert agent_legs[0].form["To"] == "client:alice"
+            # Twilio follows the redirect: the caller's TwiML comes from process A.
+            status, body = post_twilio(
+                ports["a"], f"{VOICE}/connect/{reservation_id}", {"CallSid": sid}, {"leg": "caller"}
+            )
+            assert status == 200
+            assert f"cc-interaction-{offer['interaction']['id']}".encode() in body
+
+        try:
+            seen = asyncio.run(
+                agent_session(
+                    f"http://127.0.0.1:{ports['b']}",
+                    token,
+                    call_arrives_on_a,
+                    twilio_connects_the_caller,
+                )
+            )
+        except BaseException:
+            for name, log in logs.items():
+                print(f"--- {name} ---\n{tail(log)}")
+            raise
+
+        hang_ups = twilio_stub.wait_for(
+            lambda r: r.call_sid == sid and r.form.get("Status") == "completed", timeout=WAIT_S
+        )
+        assert hang_ups, "completing did not hang up the caller"
+
+    offer = seen["offer"]
+    assert offer["interaction"]["from"] == CALLER
+    assert offer["interaction"]["channel"] == "voice"
+    assert offer["interaction"]["queue"] == "General"
+    assert seen["completed"]["interaction"]["status"] in {"ended", "wrapup"}
+
+    interaction = db.session.get(Interaction, offer["interaction"]["id"])
+    assert interaction.external_id == sid
+    assert interaction.from_address == CALLER
+    assert interaction.agent_id == alice_id
+    assert interaction.outcome == "answered"
+    assert interaction.disposition == "resolved"
+    assert interaction.answered_at is not None and interaction.ended_at is not None
+    reservation = db.session.get(Reservation, offer["reservation_id"])
+    assert reservation.status == "accepted" and reservation.agent_id == alice_id
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 1
