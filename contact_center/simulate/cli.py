@@ -120,7 +120,12 @@ async def _run_until_interrupted(simulation: Simulation) -> dict[str, Any]:
 
 
 @click.command("simulate")
-@click.option("--url", default=None, help="The server to drive (default: PUBLIC_BASE_URL).")
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    help="A web process to drive (default: PUBLIC_BASE_URL); repeat for several.",
+)
 @click.option(
     "--profile",
     default="constant:1",
@@ -142,7 +147,7 @@ async def _run_until_interrupted(simulation: Simulation) -> dict[str, Any]:
 @click.option("--email-share", type=click.FloatRange(0, 10), default=0.0, show_default=True)
 @click.option("--stub-port", type=int, default=None, help="Default: TWILIO_API_BASE_URL's port.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line last.")
-def simulate_command(url, profile, duration, drain, agents, seed, stub_port, as_json, **means):
+def simulate_command(urls, profile, duration, drain, agents, seed, stub_port, as_json, **means):
     """Drive a running server with simulated calls, emails and agents; compare with its board."""
     config = current_app.config
     if not (config["TWILIO_ACCOUNT_SID"] and config["TWILIO_AUTH_TOKEN"]):
@@ -164,7 +169,8 @@ def simulate_command(url, profile, duration, drain, agents, seed, stub_port, as_
         arrival_profile = parse_profile(profile, duration)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--profile") from None
-    server = (url or config["PUBLIC_BASE_URL"]).rstrip("/")
+    servers = [u.rstrip("/") for u in urls] or [config["PUBLIC_BASE_URL"].rstrip("/")]
+    server = servers[0]
     behaviour = Behaviour(
         patience_mean_s=means["patience"],
         think_mean_s=means["think"],
@@ -176,8 +182,10 @@ def simulate_command(url, profile, duration, drain, agents, seed, stub_port, as_
     )
     logins, supervisor = provision(agents)
     stub = start_stub(config, stub_port, server)
+    sim_config = _sim_config(config, server, arrival_profile, behaviour, duration, drain, seed)
+    sim_config.other_urls = tuple(servers[1:])
     simulation = Simulation(
-        _sim_config(config, server, arrival_profile, behaviour, duration, drain, seed),
+        sim_config,
         logins,
         supervisor,
         stub,

@@ -61,6 +61,13 @@ class SimConfig:
     max_in_flight: int = 500
     report_every_s: float = 10.0
     caller_prefix: str = "+4477"  # + 8 digits: one number per call of the run
+    # More web processes of the same deployment: requests and agents go round the lot.
+    other_urls: tuple[str, ...] = ()
+
+    @property
+    def servers(self) -> list[str]:
+        """Every web process to drive."""
+        return [self.base_url, *self.other_urls]
 
 
 @dataclass
@@ -153,6 +160,7 @@ class Simulation:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = 0.0
         self.in_flight: asyncio.Semaphore | None = None
+        self.sent = 0
 
     # ------------------------------------------------------------------ the run
 
@@ -170,7 +178,13 @@ class Simulation:
         ) as self.http:
             before = await self.board()
             self.thresholds = truth.thresholds(before)
-            await asyncio.gather(*(self._connect(agent) for agent in self.agents))
+            servers = self.config.servers
+            await asyncio.gather(
+                *(
+                    self._connect(agent, servers[index % len(servers)])
+                    for index, agent in enumerate(self.agents)
+                )
+            )
             self.say(
                 f"simulator: {sum(a.sio is not None for a in self.agents)} agents connected, "
                 f"profile {self.config.profile.name}, seed {self.config.seed}"
@@ -268,9 +282,10 @@ class Simulation:
         async with self.in_flight:
             sent = time.perf_counter() if since is None else since
             try:
-                async with self.http.post(
-                    self.config.base_url + path, data=body, headers=headers
-                ) as response:
+                servers = self.config.servers
+                self.sent += 1
+                server = servers[self.sent % len(servers)]
+                async with self.http.post(server + path, data=body, headers=headers) as response:
                     text = await response.text()
                     status = response.status
             except Exception as error:  # a refused or cut connection is the server's failure
@@ -471,7 +486,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ agents
 
-    async def _connect(self, agent: Agent) -> None:
+    async def _connect(self, agent: Agent, server: str) -> None:
         import socketio
 
         sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, http_session=self.http)
@@ -494,7 +509,7 @@ class Simulation:
         sio.on("status", on_status, namespace="/agent")
         try:
             await sio.connect(
-                self.config.base_url,
+                server,
                 transports=["websocket"],
                 namespaces=["/agent"],
                 auth={"token": agent.login.token},
