@@ -3,6 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 FLASK = $(VENV)/bin/flask --app wsgi
 PYTEST_ARGS ?=
+# The demo's traffic simulator (README): `make run DEMO_SIMULATOR=0` starts without it.
+DEMO_SIMULATOR ?= 1
 
 .PHONY: run test lint
 
@@ -16,7 +18,7 @@ run: $(VENV)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
 	@echo "Open http://127.0.0.1:5000 and sign in with a login above."
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	DEMO_SIMULATOR=$(DEMO_SIMULATOR) $(FLASK) run --host 127.0.0.1 --port 5000
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -242,37 +242,66 @@ def register_demo_simulator(app: Flask) -> None:
                     app.extensions["demo_simulator"] = start_demo(app, request.host_url)
 
 
-def start_demo(app: Flask, server_url: str) -> threading.Thread:
+class DemoSimulator:
     """The demo's simulator in a daemon thread of the server, until the server stops."""
 
-    def run() -> None:
+    def __init__(
+        self,
+        app: Flask,
+        server_url: str,
+        profile: str = DEMO_PROFILE,
+        behaviour: Behaviour = DEMO_BEHAVIOUR,
+    ) -> None:
+        self.app = app
+        self.server_url = server_url.rstrip("/")
+        self.profile = profile
+        self.behaviour = behaviour
+        self.simulation: Simulation | None = None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="cc-demo-simulator", daemon=True)
+
+    def start(self) -> DemoSimulator:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the arrivals; callers still waiting hang up; the agents sign out."""
+        self.ready.wait(timeout)
+        if self.simulation is not None:
+            self.simulation.stop()
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        app = self.app
         try:
             with app.app_context():
                 logins, supervisor = provision(DEMO_AGENTS)
-            stub = start_stub(app.config, 0, server_url.rstrip("/"))
+            stub = start_stub(app.config, 0, self.server_url)
             app.config["TWILIO_API_BASE_URL"] = stub.base_url
             app.extensions.pop("twilio_client", None)  # made before the stub had a port
-            simulation = Simulation(
-                _sim_config(
-                    app.config,
-                    server_url.rstrip("/"),
-                    parse_profile(DEMO_PROFILE, None),
-                    DEMO_BEHAVIOUR,
-                    None,
-                    0.0,
-                    secrets.randbelow(10**6),
-                ),
-                logins,
-                supervisor,
-                stub,
-                say=log.info,
+            config = _sim_config(
+                app.config,
+                self.server_url,
+                parse_profile(self.profile, None),
+                self.behaviour,
+                None,
+                0.0,
+                secrets.randbelow(10**6),
             )
-            simulation.config.report_every_s = 60.0
-            log.info("demo simulator: %s agents, %s", DEMO_AGENTS, DEMO_PROFILE)
-            asyncio.run(simulation.run())
+            config.report_every_s = 60.0
+            self.simulation = Simulation(config, logins, supervisor, stub, say=log.info)
+            self.ready.set()
+            log.info("demo simulator: %s agents, %s", DEMO_AGENTS, self.profile)
+            try:
+                asyncio.run(self.simulation.run())
+            finally:
+                stub.stop()
         except Exception:
             log.exception("the demo simulator stopped")
+        finally:
+            self.ready.set()
 
-    thread = threading.Thread(target=run, name="cc-demo-simulator", daemon=True)
-    thread.start()
-    return thread
+
+def start_demo(app: Flask, server_url: str) -> DemoSimulator:
+    """Start the demo's simulator against the server at `server_url`."""
+    return DemoSimulator(app, server_url).start()

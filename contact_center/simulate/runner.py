@@ -161,6 +161,7 @@ class Simulation:
         self.started = 0.0
         self.in_flight: asyncio.Semaphore | None = None
         self.sent = 0
+        self.stop_requested = False
 
     # ------------------------------------------------------------------ the run
 
@@ -169,6 +170,8 @@ class Simulation:
         import aiohttp
 
         self.loop = asyncio.get_running_loop()
+        if self.stop_requested:  # stopped before the loop existed
+            self.stopping.set()
         self.in_flight = asyncio.Semaphore(self.config.max_in_flight)
         self.stub.state.on_update = self._stub_update
         timeout = aiohttp.ClientTimeout(total=60)
@@ -203,6 +206,7 @@ class Simulation:
 
     def stop(self) -> None:
         """End arrivals early (thread-safe)."""
+        self.stop_requested = True
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.stopping.set)
 
