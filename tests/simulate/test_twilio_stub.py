@@ -140,3 +140,27 @@ def test_auto_advance_posts_the_events_asked_for(app, stub):
         if c[1]["CallSid"] == call.sid and c[0] == STATUS_URL
     ]
     assert statuses == [("initiated", "0"), ("ringing", "1"), ("in-progress", "2")]
+
+
+def test_a_caller_who_hung_up_cannot_be_redirected_and_one_redirected_cannot_hang_up(app, stub):
+    client = get_twilio_client()
+    stub.incoming("CA" + "a" * 32, "+447700900001", "+441632960000", STATUS_URL)
+    stub.incoming("CA" + "b" * 32, "+447700900002", "+441632960000", STATUS_URL)
+    seen = []
+    stub.state.on_update = lambda sid, form: seen.append((sid, form.get("Url")))
+    assert stub.hang_up("CA" + "a" * 32) is True
+    with pytest.raises(Exception, match="404|not found"):
+        client.calls("CA" + "a" * 32).update(url=PUBLIC_BASE_URL + "/x", method="POST")
+    client.calls("CA" + "b" * 32).update(url=PUBLIC_BASE_URL + "/connect", method="POST")
+    assert seen == [("CA" + "b" * 32, PUBLIC_BASE_URL + "/connect")]
+    assert stub.hang_up("CA" + "b" * 32) is False  # already in the conference
+
+
+def test_a_long_run_keeps_only_the_latest_requests(app, stub):
+    stub.state.max_recorded = 5
+    client = get_twilio_client()
+    for index in range(30):
+        stub.incoming(f"CA{index:032d}", "+447700900001", "+441632960000", STATUS_URL)
+        client.calls(f"CA{index:032d}").fetch()
+    assert 5 <= len(stub.state.requests) <= 10
+    assert stub.state.requests[-1].call_sid == f"CA{29:032d}"
