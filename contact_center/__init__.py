@@ -118,7 +118,7 @@ def _init_extensions(app: Flask) -> None:
     from socketio import Manager, RedisManager
 
     from contact_center.errors import register_error_handlers
-    from contact_center.extensions import api, csrf, db, login_manager, migrate, socketio
+    from contact_center.extensions import api, csrf, db, limiter, login_manager, migrate, socketio
     from contact_center.realtime import agent as agent_namespace
     from contact_center.realtime import supervisor as supervisor_namespace
     from contact_center.redis_client import SENTINEL_SCHEME, init_redis
@@ -131,6 +131,7 @@ def _init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "web.login"
     csrf.init_app(app)
+    limiter.init_app(app)
     init_redis(app)
     # Namespaces are attached before init_app so every app's new server gets them.
     agent_namespace.register(socketio)
@@ -180,6 +181,7 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.complaints.api import blp as complaints_api
     from contact_center.customers.api import blp as customers_api
     from contact_center.extensions import api, csrf
+    from contact_center.health import bp as health_bp
     from contact_center.ivr.api import blp as ivr_api
     from contact_center.ivr.api import calls_blp as calls_api
     from contact_center.portal.api import blp as surveys_api
@@ -190,6 +192,7 @@ def _register_blueprints(app: Flask) -> None:
     from contact_center.softphone.api import blp as softphone_api
     from contact_center.tickets.api import blp as tickets_api
     from contact_center.tickets.api import canned_blp as canned_api
+    from contact_center.web.security import register_security_headers
     from contact_center.web.views import bp as web_bp
     from webhooks.email import bp as email_webhooks
     from webhooks.twilio import bp as twilio_webhooks
@@ -219,9 +222,11 @@ def _register_blueprints(app: Flask) -> None:
         csrf.exempt(webhooks)  # signed or authenticated by the provider instead
         app.register_blueprint(webhooks)
     app.register_blueprint(web_bp)
+    app.register_blueprint(health_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(board_pages)
     register_cli(app)
+    register_security_headers(app)
 
 
 def _configure_logging(app: Flask) -> None:

@@ -40,6 +40,9 @@ ENV_VARS = (
     "OUTBOUND_WRAPUP_S",
     "BOARD_FLUSH_MS",
     "PROXY_FIX_HOPS",
+    "LOGIN_RATE_LIMIT",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCKOUT_S",
 )
 
 
@@ -92,6 +95,12 @@ def default_config(instance_path: str) -> dict[str, Any]:
         # Proxies in front of the web processes whose X-Forwarded-For and -Proto are trusted
         # (nginx alone: 1). 0 trusts none: a client could forge its address otherwise.
         "PROXY_FIX_HOPS": 0,
+        # Password sign-ins (form and API) per client address. Generous: a whole floor of
+        # agents signs in from one office address at the start of a shift.
+        "LOGIN_RATE_LIMIT": "60 per minute;600 per hour",
+        # Failed sign-ins to one account within LOGIN_LOCKOUT_S that lock it for as long.
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_LOCKOUT_S": 900,
         "TESTING": False,
     }
 
@@ -104,6 +113,8 @@ _INT_KEYS = {
     "VOICE_TOKEN_TTL_S",
     "BOARD_FLUSH_MS",
     "PROXY_FIX_HOPS",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCKOUT_S",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
 VOICE_TOKEN_TTL_RANGE = (60, 86400)
@@ -151,6 +162,9 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
     config["SQLALCHEMY_DATABASE_URI"] = url
     config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
     _demo_twilio(config, embedded)
+    config["RATELIMIT_STORAGE_URI"] = _limiter_storage(config.get("REDIS_URL"))
+    # The session cookie only over HTTPS when the server is reached over HTTPS.
+    config.setdefault("SESSION_COOKIE_SECURE", config["PUBLIC_BASE_URL"].startswith("https://"))
     low, high = VOICE_TOKEN_TTL_RANGE
     if not low <= int(config["VOICE_TOKEN_TTL_S"]) <= high:
         raise RuntimeError(f"VOICE_TOKEN_TTL_S must be from {low} to {high} seconds")
@@ -167,3 +181,15 @@ def _demo_twilio(config: dict[str, Any], embedded: bool) -> None:
     config["TWILIO_ACCOUNT_SID"] = "AC" + secrets.token_hex(16)
     config["TWILIO_AUTH_TOKEN"] = secrets.token_hex(16)
     config["EMAIL_INBOUND_SECRET"] = config.get("EMAIL_INBOUND_SECRET") or secrets.token_hex(16)
+
+
+def _limiter_storage(redis_url: str | None) -> str:
+    """Flask-Limiter's storage: the deployment's Redis (shared by every web process), or
+    memory in the one embedded process. The limits library names a Sentinel master by its
+    name alone (no database number)."""
+    if not redis_url:
+        return "memory://"
+    if redis_url.startswith("redis+sentinel://"):
+        head, _, path = redis_url.partition("://")[2].partition("/")
+        return f"redis+sentinel://{head}/{path.rstrip('/').rsplit('/', 1)[-1]}"
+    return redis_url

@@ -33,12 +33,14 @@ class APIError(Exception):
         message: str,
         code: str | None = None,
         fields: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or CODES.get(status, "error")
         self.message = message
         self.fields = fields or {}
+        self.headers = headers or {}  # e.g. Retry-After with a 429
 
     def to_dict(self) -> dict[str, Any]:
         """The error body: {"error": {code, message, fields}}."""
@@ -59,6 +61,7 @@ def error_response(error: APIError):
     """A Flask response for an APIError."""
     response = jsonify(error.to_dict())
     response.status_code = error.status
+    response.headers.update(error.headers)
     return response
 
 

@@ -1,5 +1,7 @@
 """Unbound extensions, bound to an app in create_app()."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -36,3 +38,6 @@ socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 api = ServiceDeskApi()
+# Only the routes that ask for it are limited (sign-in); storage and switches come from the
+# app's RATELIMIT_* config (create_app).
+limiter = Limiter(get_remote_address, headers_enabled=True)

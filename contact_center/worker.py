@@ -44,11 +44,16 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
 
     `with_jobs` also runs queued RQ jobs in this thread (the embedded worker).
     """
+    from contact_center.health import HEARTBEAT_EVERY_S, worker_name
     from contact_center.jobs import AppWorker, run_queued_jobs
 
     worker = AppWorker(app, in_thread=True) if with_jobs else None
-    sla_polled_at = 0.0
+    sla_polled_at = beaten_at = 0.0
+    name = worker_name()
     while not stop.is_set():
+        if time.monotonic() - beaten_at >= HEARTBEAT_EVERY_S:
+            beaten_at = time.monotonic()
+            _beat(app, name)
         # SLA timers are looked at a few times a second, so each job gets a batch of them;
         # routing timers (offer timeouts) as often as they fire.
         sla = time.monotonic() - sla_polled_at >= POLL_INTERVAL_S
@@ -61,6 +66,16 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
             except Exception:
                 log.exception("job run failed")
         stop.wait(0 if fired else POLL_INTERVAL_S)
+
+
+def _beat(app: Flask, name: str) -> None:
+    from contact_center.health import beat
+
+    try:
+        with app.app_context():
+            beat(name)
+    except Exception:  # a Redis outage shows in /readyz; the loop goes on
+        log.warning("worker heartbeat not recorded", exc_info=True)
 
 
 def start_embedded_worker(app: Flask) -> threading.Thread | None:

@@ -18,8 +18,10 @@ from contact_center.agents.schemas import (
     UserSchema,
     UserUpdateSchema,
 )
-from contact_center.agents.services import authenticate, directory, issue_token, revoke_token
+from contact_center.agents.services import directory, issue_token, revoke_token
+from contact_center.agents.signin import login_rate_limit, sign_in
 from contact_center.errors import APIError
+from contact_center.extensions import limiter
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="API tokens")
 agents_blp = Blueprint("agents", __name__, url_prefix="/api/v1/agents", description="Agents")
@@ -29,11 +31,13 @@ users_blp = Blueprint(
 
 
 @blp.post("/tokens")
+@limiter.shared_limit(login_rate_limit, scope="password-sign-in")
 @blp.arguments(TokenRequestSchema)
 @blp.response(201, TokenSchema)
 def create_token(credentials: dict):
-    """Exchange a username and password for a bearer token."""
-    user = authenticate(credentials["username"], credentials["password"])
+    """Exchange a username and password for a bearer token (rate limited per address; an
+    account locks after repeated failures: 429 with Retry-After)."""
+    user = sign_in(credentials["username"], credentials["password"], via="api")
     if user is None:
         raise APIError(401, "Unknown username or wrong password.")
     token, record = issue_token(user)

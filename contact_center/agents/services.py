@@ -350,6 +350,9 @@ def reset_password(actor: User, user: User, password: str) -> User:
         raise APIError(422, problem, fields={"password": [problem]})
     user.password_hash = generate_password_hash(password)
     audit.record("user.password_reset", "user", user.id, actor_id=actor.id)
+    from contact_center.agents.signin import unlock  # signin builds on this module
+
+    unlock(user.username)
     if user.id == actor.id:
         db.session.commit()
         return user

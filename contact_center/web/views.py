@@ -8,14 +8,16 @@ from zoneinfo import available_timezones
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from contact_center.agents.models import AWAY_REASONS, DEFAULT_CAPACITY, REJECT_REASONS, ROLES, User
-from contact_center.agents.services import authenticate, end_sessions
-from contact_center.extensions import db, login_manager
+from contact_center.agents.services import end_sessions
+from contact_center.agents.signin import LockedOut, login_rate_limit, sign_in
+from contact_center.extensions import db, limiter, login_manager
 from contact_center.ivr.models import IvrFlow
 from contact_center.routing.models import STRATEGIES, Queue
 from contact_center.sla.api import PAUSABLE
@@ -62,19 +64,36 @@ def index():
     return redirect(url_for("web.agent_console"))
 
 
+@bp.errorhandler(RateLimitExceeded)
+def _too_many_attempts(_error: RateLimitExceeded):
+    """The login page, refusing: this address tried too often (LOGIN_RATE_LIMIT); the
+    limiter adds Retry-After."""
+    page = render_template(
+        "login.html",
+        form=LoginForm(),
+        error="Too many sign-in attempts from your network. Please wait a minute and retry.",
+    )
+    return page, 429
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.shared_limit(login_rate_limit, scope="password-sign-in", methods=["POST"])
 def login():
     form = LoginForm()
     error = None
+    headers = {}
+    status = 401 if request.method == "POST" else 200
     if form.validate_on_submit():
-        user = authenticate(form.username.data, form.password.data)
+        try:
+            user = sign_in(form.username.data, form.password.data, via="web")
+        except LockedOut as locked:
+            user, error, status, headers = None, locked.message, 429, locked.headers
         if user is not None:
             login_user(user)
             session["epoch"] = user.session_epoch
             return redirect(_safe_next(request.args.get("next")) or url_for("web.index"))
-        error = "Unknown username or wrong password."
-    status = 401 if request.method == "POST" else 200
-    return render_template("login.html", form=form, error=error), status
+        error = error or "Unknown username or wrong password."
+    return render_template("login.html", form=form, error=error), status, headers
 
 
 @bp.post("/logout")

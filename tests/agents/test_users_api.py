@@ -287,7 +287,9 @@ def test_deactivation_revokes_tokens_at_once_and_blocks_login(client, people, au
     assert routing.get_store().presence(alice.id) == "offline"
     refused = client.post("/api/v1/auth/tokens", json={"username": "alice", "password": PASSWORD})
     assert refused.status_code == 401
-    assert [e.action for e in audit.trail("user", alice.id)] == ["user.deactivated"]
+    # The deactivation, then the refused sign-in (as every attempt is audited).
+    actions = [e.action for e in audit.trail("user", alice.id)]
+    assert actions == ["user.deactivated", "user.sign_in_failed"]
 
     back = client.post(f"/api/v1/users/{alice.id}/reactivate", headers=people["as_admin"])
     assert back.status_code == 200 and back.get_json()["active"] is True
@@ -295,7 +297,9 @@ def test_deactivation_revokes_tokens_at_once_and_blocks_login(client, people, au
     assert again.status_code == 201
     assert [e.action for e in audit.trail("user", alice.id)] == [
         "user.deactivated",
+        "user.sign_in_failed",
         "user.reactivated",
+        "user.signed_in",
     ]
 
 
@@ -336,9 +340,12 @@ def test_admin_resets_a_password_audited_without_it(client, people):
     assert old.status_code == 401
     new = client.post("/api/v1/auth/tokens", json={"username": "alice", "password": NEW_PASSWORD})
     assert new.status_code == 201
-    (event,) = audit.trail("user", alice.id)
+    event, failed, signed_in = audit.trail("user", alice.id)
     assert event.action == "user.password_reset"
     assert event.before is None and event.after is None
+    assert (failed.action, failed.after["reason"]) == ("user.sign_in_failed", "wrong_credentials")
+    assert (signed_in.action, signed_in.after) == ("user.signed_in", {"via": "api"})
+    assert NEW_PASSWORD not in str([failed.after, signed_in.after])
 
 
 @pytest.mark.parametrize("password", ["short", "alice", "ALICE", "", "x" * 201])
