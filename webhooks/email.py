@@ -83,6 +83,11 @@ def inbound_raw():
         if not raw:
             raise APIError(400, "SendGrid raw mode sends the message in the field `email`.")
         return _store(raw.encode())
+    # Whoever cannot authenticate learns nothing more (403, as for any unsigned webhook).
+    auth = request.authorization
+    given = request.headers.get("X-Inbound-Secret") or (auth.password if auth else None)
+    if not _secret_matches(given):
+        raise _refuse("Missing or wrong X-Inbound-Secret or HTTP basic auth password.")
     raise APIError(415, "Send message/rfc822, or multipart/form-data with the field `email`.")
 
 
