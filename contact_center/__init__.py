@@ -230,9 +230,10 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _configure_logging(app: Flask) -> None:
+    from contact_center.logs import configure, register_request_ids
+
+    register_request_ids(app)
     if not app.debug and not app.testing:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        configure(app.config["LOG_FORMAT"])
         # The Twilio client logs every request's headers at INFO: a line per REST call.
         logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

@@ -43,6 +43,7 @@ ENV_VARS = (
     "LOGIN_RATE_LIMIT",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_S",
+    "LOG_FORMAT",
 )
 
 
@@ -101,6 +102,8 @@ def default_config(instance_path: str) -> dict[str, Any]:
         # Failed sign-ins to one account within LOGIN_LOCKOUT_S that lock it for as long.
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_LOCKOUT_S": 900,
+        # "text" for people, "json" (one object per line) for log shippers.
+        "LOG_FORMAT": "text",
         "TESTING": False,
     }
 
