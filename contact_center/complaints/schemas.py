@@ -29,7 +29,11 @@ class ComplaintUpdateSchema(Schema):
     root_cause = fields.String(validate=validate.Length(max=10_000))
     remedy = fields.String(validate=validate.Length(max=10_000))
     compensation_amount = fields.Decimal(
-        places=2, validate=validate.Range(min=0, max=1_000_000), as_string=True
+        places=2,
+        validate=validate.Range(min=0, max=1_000_000),
+        as_string=True,
+        # apispec would write the bounds as strings; OpenAPI wants numbers.
+        metadata={"minimum": 0, "maximum": 1_000_000},
     )
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))
     exceptional = fields.Boolean()

@@ -18,7 +18,13 @@ class CustomerCreateSchema(Schema):
     status = fields.String(load_default="active", validate=validate.OneOf(CUSTOMER_STATUSES))
     region = fields.String(allow_none=True, validate=validate.Length(max=80))
     tier = fields.String(load_default="C", validate=validate.OneOf(TIERS))
-    lifetime_value = fields.Decimal(places=2, validate=validate.Range(min=0), as_string=True)
+    lifetime_value = fields.Decimal(
+        places=2,
+        validate=validate.Range(min=0),
+        as_string=True,
+        # apispec would write the bound as a string ("0.00"); OpenAPI wants a number.
+        metadata={"minimum": 0},
+    )
     owner_id = fields.Integer(allow_none=True, strict=True)
     marketing_opt_out = fields.Boolean(load_default=False)
     tags = _tags
@@ -32,7 +38,13 @@ class CustomerUpdateSchema(Schema):
     status = fields.String(validate=validate.OneOf(CUSTOMER_STATUSES))
     region = fields.String(allow_none=True, validate=validate.Length(max=80))
     tier = fields.String(validate=validate.OneOf(TIERS))
-    lifetime_value = fields.Decimal(places=2, validate=validate.Range(min=0), as_string=True)
+    lifetime_value = fields.Decimal(
+        places=2,
+        validate=validate.Range(min=0),
+        as_string=True,
+        # apispec would write the bound as a string ("0.00"); OpenAPI wants a number.
+        metadata={"minimum": 0},
+    )
     owner_id = fields.Integer(allow_none=True, strict=True)
     marketing_opt_out = fields.Boolean()
     tags = fields.List(fields.String(validate=validate.Length(min=1, max=50)))
