@@ -11,6 +11,7 @@ from flask import current_app
 from contact_center.agents.models import User
 from contact_center.customers import screen_pop
 from contact_center.customers.models import (
+    ERASED_STATUS,
     PHONE_TAIL_DIGITS,
     Customer,
     CustomerIdentity,
@@ -108,6 +109,7 @@ def create_customer(data: dict[str, Any]) -> Customer:
 
 def update_customer(customer: Customer, data: dict[str, Any]) -> Customer:
     """Apply a partial update; phones and emails, when given, replace the old ones."""
+    refuse_if_erased(customer)
     if "phones" in data or "emails" in data:
         phones = data.pop("phones", customer.identity_values("phone"))
         emails = data.pop("emails", customer.identity_values("email"))
@@ -124,6 +126,12 @@ def update_customer(customer: Customer, data: dict[str, Any]) -> Customer:
         setattr(customer, key, value)
     db.session.commit()
     return customer
+
+
+def refuse_if_erased(customer: Customer) -> None:
+    """409 for an erased customer: nothing personal may be attached to them again."""
+    if customer.status == ERASED_STATUS:
+        raise Conflict("This customer was erased and cannot be changed.")
 
 
 def get_customer(customer_id: int) -> Customer:
@@ -249,6 +257,7 @@ def screen_pop_for_caller(
 
 def add_note(customer: Customer, author: User | None, text: str) -> CustomerNote:
     """Add a note to a customer's record."""
+    refuse_if_erased(customer)
     note = CustomerNote(customer_id=customer.id, author_id=author.id if author else None, text=text)
     db.session.add(note)
     db.session.commit()
