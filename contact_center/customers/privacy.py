@@ -363,7 +363,7 @@ def _erase_interactions(customer_id: int, addresses: set[str]) -> int:
         interaction.notes = None
         interaction.satisfaction_comment = None
         interaction.recording_url = None
-    _redact_audit("interaction", [i.id for i in interactions])
+    redact_audit("interaction", [i.id for i in interactions])
     return len(interactions)
 
 
@@ -385,8 +385,8 @@ def _erase_tickets(customer_id: int, addresses: set[str]) -> dict[str, int]:
     )
     for complaint in complaints:
         redact_complaint(complaint)
-    _redact_audit("ticket", ticket_ids)
-    _redact_audit("complaint", [c.id for c in complaints])
+    redact_audit("ticket", ticket_ids)
+    redact_audit("complaint", [c.id for c in complaints])
     return {"tickets": len(tickets), "messages": messages, "complaints": len(complaints)}
 
 
@@ -414,7 +414,7 @@ def redact_complaint(complaint: Any) -> None:
         complaint.remedy = REDACTED
 
 
-def _redact_audit(object_type: str, ids: list[int]) -> None:
+def redact_audit(object_type: str, ids: list[int]) -> None:
     """Blank the personal values of these objects' audit entries (the entries stay)."""
     if not ids:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import phonenumbers
@@ -54,6 +55,20 @@ def mask(value: str | None) -> str:
         local, _, domain = value.partition("@")
         return f"{local[:1]}***@{domain}"
     return f"{value[:3]}***{value[-2:]}" if len(value) > 6 else "***"
+
+
+# Phone numbers (7+ characters, with the usual separators) and email addresses inside free text.
+# Not inside a word: a CallSid's hex digits are not a number.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+?\d[\d ().-]{5,}\d(?!\w)")
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def scrub(text: str | None) -> str:
+    """Free text for logs (a provider's error message) with numbers and addresses masked."""
+    if not text:
+        return "-"
+    text = _EMAIL_IN_TEXT.sub(lambda m: mask(m.group()), text)
+    return _PHONE_IN_TEXT.sub(lambda m: mask(re.sub(r"[^\d+]", "", m.group())), text)
 
 
 def _normalised_identities(phones: list[str], emails: list[str]) -> list[tuple[str, str]]:
