@@ -130,6 +130,25 @@ def tiers_command(basis: str):
     click.echo(f"Tiers by {basis}: A {counts['A']}, B {counts['B']}, C {counts['C']}.")
 
 
+retention_cli = AppGroup("retention", help="Retention of personal data.")
+
+
+@retention_cli.command("apply")
+def retention_apply_command():
+    """Apply the RETENTION_*_DAYS periods now (workers also do it hourly)."""
+    from contact_center.retention import apply
+
+    counts = apply()
+    if counts is None:
+        click.echo("Retention is off: no RETENTION_*_DAYS period is set. Nothing removed.")
+        return
+    click.echo(
+        f"Retention applied: {counts['recordings']} recording references removed, "
+        f"{counts['messages']} messages redacted, {counts['closed_tickets']} closed tickets "
+        "anonymised."
+    )
+
+
 def register_cli(app: Flask) -> None:
     """Add the command groups to `flask`."""
     from contact_center.simulate.cli import simulate_command
@@ -140,6 +159,7 @@ def register_cli(app: Flask) -> None:
         routing_cli,
         ivr_cli,
         customers_cli,
+        retention_cli,
         worker_command,
         simulate_command,
     ):

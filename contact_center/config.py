@@ -44,6 +44,9 @@ ENV_VARS = (
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_S",
     "LOG_FORMAT",
+    "RETENTION_RECORDINGS_DAYS",
+    "RETENTION_MESSAGES_DAYS",
+    "RETENTION_CLOSED_TICKETS_DAYS",
 )
 
 
@@ -104,6 +107,10 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "LOGIN_LOCKOUT_S": 900,
         # "text" for people, "json" (one object per line) for log shippers.
         "LOG_FORMAT": "text",
+        # Retention in days (0 = keep forever), applied hourly by a worker (see retention.py).
+        "RETENTION_RECORDINGS_DAYS": 0,
+        "RETENTION_MESSAGES_DAYS": 0,
+        "RETENTION_CLOSED_TICKETS_DAYS": 0,
         "TESTING": False,
     }
 
@@ -118,6 +125,9 @@ _INT_KEYS = {
     "PROXY_FIX_HOPS",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_S",
+    "RETENTION_RECORDINGS_DAYS",
+    "RETENTION_MESSAGES_DAYS",
+    "RETENTION_CLOSED_TICKETS_DAYS",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
 VOICE_TOKEN_TTL_RANGE = (60, 86400)
@@ -171,6 +181,13 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
     low, high = VOICE_TOKEN_TTL_RANGE
     if not low <= int(config["VOICE_TOKEN_TTL_S"]) <= high:
         raise RuntimeError(f"VOICE_TOKEN_TTL_S must be from {low} to {high} seconds")
+    for key in (
+        "RETENTION_RECORDINGS_DAYS",
+        "RETENTION_MESSAGES_DAYS",
+        "RETENTION_CLOSED_TICKETS_DAYS",
+    ):
+        if int(config.get(key) or 0) < 0:
+            raise RuntimeError(f"{key} must be 0 (keep forever) or a number of days")
     return config
 
 

@@ -18,6 +18,8 @@ from contact_center.extensions import db
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.25
+# How often a worker offers to queue the retention job (one runs per hour across workers).
+RETENTION_OFFER_S = 60
 
 
 def poll_once(app: Flask, *, sla: bool = True) -> int:
@@ -48,12 +50,15 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
     from contact_center.jobs import AppWorker, run_queued_jobs
 
     worker = AppWorker(app, in_thread=True) if with_jobs else None
-    sla_polled_at = beaten_at = 0.0
+    sla_polled_at = beaten_at = retention_offered_at = 0.0
     name = worker_name()
     while not stop.is_set():
         if time.monotonic() - beaten_at >= HEARTBEAT_EVERY_S:
             beaten_at = time.monotonic()
             _beat(app, name)
+        if time.monotonic() - retention_offered_at >= RETENTION_OFFER_S:
+            retention_offered_at = time.monotonic()
+            _offer_retention(app)
         # SLA timers are looked at a few times a second, so each job gets a batch of them;
         # routing timers (offer timeouts) as often as they fire.
         sla = time.monotonic() - sla_polled_at >= POLL_INTERVAL_S
@@ -66,6 +71,16 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
             except Exception:
                 log.exception("job run failed")
         stop.wait(0 if fired else POLL_INTERVAL_S)
+
+
+def _offer_retention(app: Flask) -> None:
+    from contact_center.retention import offer_turn
+
+    try:
+        with app.app_context():
+            offer_turn()
+    except Exception:  # retention waits for the next offer; the loop goes on
+        log.warning("retention not offered", exc_info=True)
 
 
 def _beat(app: Flask, name: str) -> None:

@@ -79,6 +79,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/customers/<int:customer_id>"): "agent",
     ("PATCH", "/api/v1/customers/<int:customer_id>"): "agent",
     ("POST", "/api/v1/customers/<int:customer_id>/call"): "agent",
+    ("POST", "/api/v1/customers/<int:customer_id>/erase"): "admin",
+    ("GET", "/api/v1/customers/<int:customer_id>/export"): "supervisor",
     ("GET", "/api/v1/customers/<int:customer_id>/history"): "agent",
     ("POST", "/api/v1/customers/<int:customer_id>/notes"): "agent",
     ("POST", "/api/v1/customers/import"): "supervisor",

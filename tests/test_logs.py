@@ -48,3 +48,33 @@ def test_a_json_line_keeps_the_exception_on_one_line():
         text = JsonFormatter().format(record("failed", sys.exc_info()))
     assert "\n" not in text
     assert "ValueError: boom" in json.loads(text)["exception"]
+
+
+def test_calls_and_mail_are_logged_with_masked_numbers_and_addresses(
+    app, twilio_post, post_mail, make_queue, caplog
+):
+    from contact_center.customers.services import create_customer
+    from tests.conftest import VOICE, call_sid
+    from tests.tickets.test_email_inbound import make_mail
+
+    make_queue("General", is_default=True)
+    create_customer({"name": "Known Caller", "phones": ["+447700900555"]})
+    caplog.set_level(logging.DEBUG)
+    for n, number in ((1, "+447700900777"), (2, "+447700900555")):  # unknown, then known
+        answer = twilio_post(VOICE, {"CallSid": call_sid(n), "From": number, "To": "+442000000000"})
+        assert answer.status_code == 200
+    assert post_mail(make_mail(sender="Zoe Quinn <zoe.quinn@example.org>")).status_code < 300
+
+    assert "+44***77" in caplog.text and "z***@example.org" in caplog.text  # they were logged
+    for secret in ("7700900777", "7700900555", "zoe.quinn@example.org", "zoe.quinn"):
+        assert secret not in caplog.text
+
+
+def test_provider_errors_are_scrubbed_before_they_are_logged():
+    from contact_center.customers.services import scrub
+
+    message = "The 'To' number +44 7700 900123 is not valid; write to mei.chen@example.org"
+    assert scrub(message) == "The 'To' number +44***23 is not valid; write to m***@example.org"
+    sid = "Call CA0000000000000000000000000000001f not found"
+    assert scrub(sid) == sid  # identifiers are not numbers
+    assert scrub(None) == "-"

@@ -6,12 +6,14 @@ from marshmallow import Schema, fields, validate
 
 from contact_center import jobs
 from contact_center.agents.auth import require_role
-from contact_center.customers import services, value
+from contact_center.customers import privacy, services, value
 from contact_center.customers.schemas import (
     CustomerCreateSchema,
+    CustomerExportSchema,
     CustomerSchema,
     CustomerSearchSchema,
     CustomerUpdateSchema,
+    EraseSchema,
     ImportQuerySchema,
     ImportReportSchema,
     JobSchema,
@@ -81,6 +83,35 @@ def add_customer_note(data: dict, customer_id: int):
     """Add a note to the customer's record (shown in every later screen pop)."""
     note = services.add_note(services.get_customer(customer_id), g.user, data["text"])
     return services.note_view(note)
+
+
+@blp.get("/<int:customer_id>/export")
+@require_role("supervisor")
+@blp.response(200, CustomerExportSchema)
+def export_customer(customer_id: int):
+    """Subject access: everything held about the customer as one JSON document (the record,
+    identities, notes, tickets with every message and internal note, complaints,
+    interactions with recordings' metadata, survey answers, and audit entries about them).
+
+    Supervisors and admins only, and audited as `customer.exported`: agents see a customer's
+    screen pop to serve them, but a complete copy including staff notes and the audit trail
+    is a disclosure, answered for a verified request, not part of serving a call."""
+    return privacy.export(services.get_customer(customer_id), g.user)
+
+
+@blp.post("/<int:customer_id>/erase")
+@require_role("admin")
+@blp.arguments(EraseSchema)
+@blp.response(200, CustomerSchema)
+def erase_customer(data: dict, customer_id: int):
+    """Erasure: anonymise the customer (name, identities, notes, tags, region, owner; status
+    `erased`, marketing opt-out) and scrub their tickets, messages, attachments, complaints'
+    free text, interactions' addresses and notes and recording URLs, in one transaction.
+    Times, queues, outcomes, durations and scores stay, so reports do not change. Audited as
+    `customer.erased` with the reason and counts, never the erased values. Erasing an erased
+    customer, or one with an interaction in progress, is a 409."""
+    customer = privacy.erase(services.get_customer(customer_id), g.user, data["reason"])
+    return services.customer_summary(customer)
 
 
 class CallCustomerSchema(Schema):

@@ -14,6 +14,8 @@ from contact_center.extensions import db
 
 CUSTOMER_TYPES = ("end_customer", "distributor", "partner")
 CUSTOMER_STATUSES = ("active", "inactive", "prospect", "blocked")
+# Set only by erasure (contact_center.customers.privacy), never through create or update.
+ERASED_STATUS = "erased"
 TIERS = ("A", "B", "C")
 IDENTITY_KINDS = ("phone", "email")
 

@@ -163,3 +163,24 @@ class TiersSchema(Schema):
 
 class JobSchema(Schema):
     job_id = fields.String()
+
+
+class EraseSchema(Schema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=3, max=500),
+        metadata={"description": "Why (e.g. the request's reference); kept in the audit trail"},
+    )
+
+
+class CustomerExportSchema(Schema):
+    """Everything held about a customer (a subject access request)."""
+
+    exported_at = fields.String()
+    customer = fields.Dict()
+    notes = fields.List(fields.Dict())
+    tickets = fields.List(fields.Dict(), metadata={"description": "With every message and note"})
+    complaints = fields.List(fields.Dict())
+    interactions = fields.List(fields.Dict())
+    surveys = fields.List(fields.Dict())
+    audit = fields.List(fields.Dict(), metadata={"description": "Entries about them and theirs"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import phonenumbers
@@ -11,6 +12,7 @@ from flask import current_app
 from contact_center.agents.models import User
 from contact_center.customers import screen_pop
 from contact_center.customers.models import (
+    ERASED_STATUS,
     PHONE_TAIL_DIGITS,
     Customer,
     CustomerIdentity,
@@ -53,6 +55,20 @@ def mask(value: str | None) -> str:
         local, _, domain = value.partition("@")
         return f"{local[:1]}***@{domain}"
     return f"{value[:3]}***{value[-2:]}" if len(value) > 6 else "***"
+
+
+# Phone numbers (7+ characters, with the usual separators) and email addresses inside free text.
+# Not inside a word: a CallSid's hex digits are not a number.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+?\d[\d ().-]{5,}\d(?!\w)")
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def scrub(text: str | None) -> str:
+    """Free text for logs (a provider's error message) with numbers and addresses masked."""
+    if not text:
+        return "-"
+    text = _EMAIL_IN_TEXT.sub(lambda m: mask(m.group()), text)
+    return _PHONE_IN_TEXT.sub(lambda m: mask(re.sub(r"[^\d+]", "", m.group())), text)
 
 
 def _normalised_identities(phones: list[str], emails: list[str]) -> list[tuple[str, str]]:
@@ -108,6 +124,7 @@ def create_customer(data: dict[str, Any]) -> Customer:
 
 def update_customer(customer: Customer, data: dict[str, Any]) -> Customer:
     """Apply a partial update; phones and emails, when given, replace the old ones."""
+    refuse_if_erased(customer)
     if "phones" in data or "emails" in data:
         phones = data.pop("phones", customer.identity_values("phone"))
         emails = data.pop("emails", customer.identity_values("email"))
@@ -124,6 +141,12 @@ def update_customer(customer: Customer, data: dict[str, Any]) -> Customer:
         setattr(customer, key, value)
     db.session.commit()
     return customer
+
+
+def refuse_if_erased(customer: Customer) -> None:
+    """409 for an erased customer: nothing personal may be attached to them again."""
+    if customer.status == ERASED_STATUS:
+        raise Conflict("This customer was erased and cannot be changed.")
 
 
 def get_customer(customer_id: int) -> Customer:
@@ -249,6 +272,7 @@ def screen_pop_for_caller(
 
 def add_note(customer: Customer, author: User | None, text: str) -> CustomerNote:
     """Add a note to a customer's record."""
+    refuse_if_erased(customer)
     note = CustomerNote(customer_id=customer.id, author_id=author.id if author else None, text=text)
     db.session.add(note)
     db.session.commit()

@@ -17,7 +17,7 @@ from twilio.base.exceptions import TwilioRestException
 from contact_center import audit
 from contact_center.agents.models import User
 from contact_center.customers.models import Customer
-from contact_center.customers.services import normalise_phone
+from contact_center.customers.services import normalise_phone, scrub
 from contact_center.db_types import utcnow
 from contact_center.errors import APIError, Conflict
 from contact_center.extensions import db
@@ -69,7 +69,7 @@ def _twilio(action: str):
     """Turn Twilio REST failures into a clear 502 instead of a crash."""
 
     def wrap(error: TwilioRestException) -> APIError:
-        log.warning("Twilio refused %s: %s", action, error.msg)
+        log.warning("Twilio refused %s: %s", action, scrub(error.msg))
         return APIError(502, f"Twilio refused to {action}.", code="upstream_error")
 
     return wrap
@@ -204,7 +204,7 @@ def transfer(
         if agent_leg:
             hang_up(agent_leg)
     except TwilioRestException as exc:
-        log.warning("transfer of interaction %s: %s", interaction.id, exc.msg)
+        log.warning("transfer of interaction %s: %s", interaction.id, scrub(exc.msg))
     return interaction
 
 
@@ -272,7 +272,7 @@ def complete_consult(interaction: Interaction) -> Interaction:
         try:
             hang_up(agent_leg)
         except TwilioRestException as exc:
-            log.warning("interaction %s: agent leg not hung up: %s", interaction.id, exc.msg)
+            log.warning("interaction %s: agent leg not hung up: %s", interaction.id, scrub(exc.msg))
     return interaction
 
 
@@ -338,7 +338,7 @@ def dial_customer(interaction: Interaction) -> None:
             public_url(STATUS_CALLBACK),
         )
     except TwilioRestException as exc:
-        log.warning("interaction %s: customer not dialled: %s", interaction.id, exc.msg)
+        log.warning("interaction %s: customer not dialled: %s", interaction.id, scrub(exc.msg))
         routing.outbound_failed(interaction)
         if interaction.agent_call_sid:
             try:

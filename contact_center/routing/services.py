@@ -31,6 +31,7 @@ from contact_center.customers.services import (
     identify_caller,
     mask,
     screen_pop_for_caller,
+    scrub,
 )
 from contact_center.db_types import isoformat, utcnow
 from contact_center.errors import APIError, Conflict, NotFound
@@ -936,7 +937,7 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
         _commit_keeping(interaction, interaction.queue, reservation, agent)
     except TwilioRestException as exc:
         # The caller may have hung up meanwhile; their status callback ends the interaction.
-        log.warning("could not connect interaction %s: %s", interaction.id, exc.msg)
+        log.warning("could not connect interaction %s: %s", interaction.id, scrub(exc.msg))
 
 
 def _place_callback(interaction: Interaction, reservation: Reservation, agent: User) -> None:
@@ -956,7 +957,7 @@ def _place_callback(interaction: Interaction, reservation: Reservation, agent: U
         )
         _commit_keeping(interaction, interaction.queue, reservation, agent)
     except TwilioRestException as exc:
-        log.warning("could not place callback %s: %s", interaction.id, exc.msg)
+        log.warning("could not place callback %s: %s", interaction.id, scrub(exc.msg))
 
 
 def reject(agent: User, reservation_id: str, reason: str | None = None) -> Reservation:
@@ -1413,7 +1414,7 @@ def _hang_up_leg(interaction: Interaction, call_sid: str | None) -> None:
     try:
         calls.hang_up(call_sid)
     except TwilioRestException as exc:
-        log.info("leg of interaction %s already gone: %s", interaction.id, exc.msg)
+        log.info("leg of interaction %s already gone: %s", interaction.id, scrub(exc.msg))
 
 
 def abandon(interaction: Interaction) -> Interaction:
@@ -1840,7 +1841,7 @@ def complete(
         try:
             calls.hang_up(interaction.external_id)
         except TwilioRestException as exc:
-            log.warning("could not hang up interaction %s: %s", interaction.id, exc.msg)
+            log.warning("could not hang up interaction %s: %s", interaction.id, scrub(exc.msg))
     return interaction
 
 
