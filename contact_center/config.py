@@ -47,6 +47,7 @@ ENV_VARS = (
     "RETENTION_RECORDINGS_DAYS",
     "RETENTION_MESSAGES_DAYS",
     "RETENTION_CLOSED_TICKETS_DAYS",
+    "MAIL_SEND_LEASE_S",
 )
 
 
@@ -107,6 +108,8 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "LOGIN_LOCKOUT_S": 900,
         # "text" for people, "json" (one object per line) for log shippers.
         "LOG_FORMAT": "text",
+        # A worker that dies while sending a mail: the send is queued again after this long.
+        "MAIL_SEND_LEASE_S": 120,
         # Retention in days (0 = keep forever), applied hourly by a worker (see retention.py).
         "RETENTION_RECORDINGS_DAYS": 0,
         "RETENTION_MESSAGES_DAYS": 0,
@@ -128,6 +131,7 @@ _INT_KEYS = {
     "RETENTION_RECORDINGS_DAYS",
     "RETENTION_MESSAGES_DAYS",
     "RETENTION_CLOSED_TICKETS_DAYS",
+    "MAIL_SEND_LEASE_S",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
 VOICE_TOKEN_TTL_RANGE = (60, 86400)

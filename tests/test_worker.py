@@ -124,3 +124,69 @@ def test_embedded_worker_thread_runs_sla_escalations(app):
     assert sorted(ticket_id for ticket_id, _, _ in fired) == sorted({t for t, _, _ in fired})
     assert len(fired) == 5
     assert all(recorded >= due for _, due, recorded in fired)
+
+
+class _StallingSink:
+    """An SMTP server whose first delivery hangs in DATA until released (then refused)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list = []
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd's name)
+        import asyncio
+
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+            return "451 4.3.0 Try again later"
+        self.messages.append(envelope)
+        return "250 Message accepted"
+
+
+@pytest.mark.real_services
+@pytest.mark.timeout(180)
+def test_a_worker_killed_while_sending_leaves_the_mail_to_another_once(app, post_mail):
+    """Fault: SIGKILL in the middle of an SMTP conversation. The send's lease timer queues it
+    again and another worker sends it; the message goes out once."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = _StallingSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    env = {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(port),
+        "SMTP_STARTTLS": "0",
+        "MAIL_FROM": "help@desk.test",
+        "SUPPORT_ADDRESS": "support@desk.test",
+        "MAIL_SEND_LEASE_S": "3",
+    }
+    post_mail(make_mail())
+    first = _start_worker(**env)
+    second = None
+    try:
+        assert sink.stalled.wait(60), "the first worker never reached DATA"
+        first.kill()  # mid-conversation: its transaction and its job die with it
+        first.communicate(timeout=30)  # reaps it and closes its output pipe
+        sink.release.set()
+        second = _start_worker(**env)
+        ack = _wait_for_ack("sent", timeout=120)
+    finally:
+        sink.release.set()
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                worker.communicate(timeout=30)
+        controller.stop()
+    assert ack.delivery_status == "sent"
+    assert len(sink.messages) == 1
+    assert ack.send_attempts == 1  # the killed attempt was never committed

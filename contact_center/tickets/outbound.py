@@ -245,6 +245,13 @@ def send_message(message_id: int) -> str:
         message.delivery_error = f"The message cannot be written: {exc}"[:2000]
         db.session.commit()
         return "failed"
+    # A lease: should this worker die mid-send, the timer queues the send again. The row
+    # lock taken above makes a second sender wait for this one, so a live send is never
+    # doubled; a finished one leaves the timer nothing to do.
+    from contact_center.routing.services import get_store
+
+    lease_s = int(current_app.config["MAIL_SEND_LEASE_S"])
+    get_store().add_timer(f"mail:{message.id}", utcnow().timestamp() + lease_s)
     try:
         smtp_send(mail)
     except (smtplib.SMTPException, OSError) as exc:
