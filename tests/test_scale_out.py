@@ -6,6 +6,7 @@ that other process drive Twilio's REST API (the local stub)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -106,6 +107,42 @@ def post_twilio(port: int, path: str, params: dict[str, str], query: dict[str, s
         return response.status, response.read()
 
 
+def start_deployment(
+    processes: ExitStack, ports: dict[str, int], logs: dict[str, Path], twilio_stub, **extra: str
+) -> dict[str, subprocess.Popen]:
+    """Two gunicorn web processes (gevent) and a `flask worker`, as production runs them;
+    returns the web processes by name, once both serve."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": TEST_DATABASE_URL or "",
+        "REDIS_URL": TEST_REDIS_URL or "",
+        "SECRET_KEY": "test-secret-key",
+        "SOCKETIO_ASYNC_MODE": "gevent",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": twilio_stub.base_url,
+        **extra,
+    }
+    # As in production: the message queue and its channel follow from REDIS_URL, the same
+    # for every process of the deployment.
+    for name in ("SOCKETIO_MESSAGE_QUEUE", "SOCKETIO_CHANNEL", "FLASK_APP"):
+        env.pop(name, None)
+    web = {}
+    for name, port in ports.items():
+        command = [
+            str(BIN / "gunicorn"), "-k", "gevent", "-w", "1", "--worker-connections", "100",
+            "--graceful-timeout", "10", "-b", f"127.0.0.1:{port}", "wsgi:app",
+        ]  # fmt: skip
+        web[name] = start(command, env, logs[name])
+        processes.callback(stop, web[name])
+    worker = start([str(BIN / "flask"), "--app", "wsgi", "worker"], env, logs["worker"])
+    processes.callback(stop, worker)
+    for name, port in ports.items():
+        wait_until_serving(web[name], port, logs[name])
+    return web
+
+
 async def agent_session(url: str, token: str, on_ready, on_offer) -> dict:
     """An agent's console over a real websocket: available, then accept and complete the offer
     it gets. Blocking steps in between (webhooks, the stub) run in threads."""
@@ -149,51 +186,12 @@ def test_a_call_arriving_on_one_web_process_reaches_an_agent_on_another(
     alice_id = alice.id
     db.session.remove()  # the web processes write these rows from now on
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": TEST_DATABASE_URL or "",
-        "REDIS_URL": TEST_REDIS_URL or "",
-        "SECRET_KEY": "test-secret-key",
-        "SOCKETIO_ASYNC_MODE": "gevent",
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_API_BASE_URL": twilio_stub.base_url,
-    }
-    # As in production: the message queue and its channel follow from REDIS_URL, the same
-    # for every process of the deployment.
-    for name in ("SOCKETIO_MESSAGE_QUEUE", "SOCKETIO_CHANNEL", "FLASK_APP"):
-        env.pop(name, None)
     ports = {"a": free_port(), "b": free_port()}
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "worker")}
     sid = call_sid(1)
 
     with ExitStack() as processes:
-        web = {}
-        for name, port in ports.items():
-            web[name] = start(
-                [
-                    str(BIN / "gunicorn"),
-                    "-k",
-                    "gevent",
-                    "-w",
-                    "1",
-                    "--worker-connections",
-                    "100",
-                    "--graceful-timeout",
-                    "10",
-                    "-b",
-                    f"127.0.0.1:{port}",
-                    "wsgi:app",
-                ],
-                env,
-                logs[name],
-            )
-            processes.callback(stop, web[name])
-        worker = start([str(BIN / "flask"), "--app", "wsgi", "worker"], env, logs["worker"])
-        processes.callback(stop, worker)
-        for name, port in ports.items():
-            wait_until_serving(web[name], port, logs[name])
+        start_deployment(processes, ports, logs, twilio_stub)
 
         def call_arrives_on_a() -> None:
             params = {
@@ -264,3 +262,88 @@ def test_a_call_arriving_on_one_web_process_reaches_an_agent_on_another(
     reservation = db.session.get(Reservation, offer["reservation_id"])
     assert reservation.status == "accepted" and reservation.agent_id == alice_id
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 1
+
+
+@pytest.mark.real_services
+@pytest.mark.timeout(240)
+def test_an_agent_whose_web_process_dies_keeps_the_offer_on_another(
+    app, create_user, twilio_stub, tmp_path
+):
+    """Fault: the web process holding an agent's websocket is killed while an offer rings.
+    The console reconnects to the other process (as the balancer sends it there), finds the
+    same offer there, and accepts it."""
+    import socketio
+
+    routing.create_queue(name="General", channels=["voice"], is_default=True)
+    db.session.commit()
+    alice = create_user("alice", display_name="Alice Archer")
+    token, _ = issue_token(alice)
+    alice_id = alice.id
+    db.session.remove()
+    ports = {"a": free_port(), "b": free_port()}
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "worker")}
+    sid = call_sid(2)
+    params = {
+        "CallSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": CALLER,
+        "To": "+441632960000",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
+
+    async def next_offer(client) -> dict:
+        end = time.monotonic() + WAIT_S
+        while True:
+            name, *args = await client.receive(timeout=max(end - time.monotonic(), 0.1))
+            if name == "offer":
+                return args[0]
+
+    async def scenario(web: dict[str, subprocess.Popen]) -> tuple[dict, dict, dict]:
+        on_a = socketio.AsyncSimpleClient()
+        await on_a.connect(
+            f"http://127.0.0.1:{ports['a']}",
+            namespace="/agent",
+            transports=["websocket"],
+            auth={"token": token},
+        )
+        ack = await on_a.call("set_status", {"status": "available"}, timeout=WAIT_S)
+        assert ack["ok"], ack
+        status, body = await asyncio.to_thread(post_twilio, ports["b"], VOICE, params)
+        assert status == 200 and b"<Enqueue" in body
+        first = await next_offer(on_a)
+        os.killpg(web["a"].pid, signal.SIGKILL)  # no disconnect handler runs: it just dies
+        web["a"].wait(timeout=30)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(on_a.disconnect(), 5)
+        async with socketio.AsyncSimpleClient() as on_b:
+            await on_b.connect(
+                f"http://127.0.0.1:{ports['b']}",
+                namespace="/agent",
+                transports=["websocket"],
+                auth={"token": token},
+            )
+            again = await next_offer(on_b)
+            accepted = await on_b.call(
+                "accept", {"reservation_id": again["reservation_id"]}, timeout=WAIT_S
+            )
+        return first, again, accepted
+
+    with ExitStack() as processes:
+        # Offers ring long enough to outlive the reconnect on a busy machine.
+        web = start_deployment(processes, ports, logs, twilio_stub, OFFER_TIMEOUT_S="120")
+        try:
+            first, again, accepted = asyncio.run(scenario(web))
+        except BaseException:
+            for name, log in logs.items():
+                print(f"--- {name} ---\n{tail(log)}")
+            raise
+
+    assert again["reservation_id"] == first["reservation_id"]
+    assert accepted["ok"], accepted
+    db.session.expire_all()
+    reservation = db.session.get(Reservation, first["reservation_id"])
+    assert reservation.status == "accepted" and reservation.agent_id == alice_id
+    interaction = db.session.get(Interaction, first["interaction"]["id"])
+    assert interaction.external_id == sid and interaction.agent_id == alice_id
+    assert interaction.answered_at is not None
