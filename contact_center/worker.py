@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.25
 # How often a worker offers to queue the retention job (one runs per hour across workers).
 RETENTION_OFFER_S = 60
+# How often a worker looks for voice webhooks kept during a database outage (one Redis
+# round trip; the database is asked only when some are waiting).
+DEFERRED_CHECK_S = 2.0
 
 
 def poll_once(app: Flask, *, sla: bool = True) -> int:
@@ -50,7 +53,7 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
     from contact_center.jobs import AppWorker, run_queued_jobs
 
     worker = AppWorker(app, in_thread=True) if with_jobs else None
-    sla_polled_at = beaten_at = retention_offered_at = 0.0
+    sla_polled_at = beaten_at = retention_offered_at = deferred_checked_at = 0.0
     name = worker_name()
     while not stop.is_set():
         if time.monotonic() - beaten_at >= HEARTBEAT_EVERY_S:
@@ -65,12 +68,26 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
         if sla:
             sla_polled_at = time.monotonic()
         fired = poll_once(app, sla=sla)
+        if time.monotonic() - deferred_checked_at >= DEFERRED_CHECK_S:
+            deferred_checked_at = time.monotonic()
+            fired += replay_deferred(app)
         if worker is not None:
             try:
                 fired += run_queued_jobs(app, worker)
             except Exception:
                 log.exception("job run failed")
         stop.wait(0 if fired else POLL_INTERVAL_S)
+
+
+def replay_deferred(app: Flask) -> int:
+    """Replay the voice webhooks kept while the database was down, if it answers again."""
+    from webhooks.deferred import drain
+
+    try:
+        return drain(app)
+    except Exception:  # a Redis outage: the kept requests wait in Redis for the next look
+        log.warning("deferred webhooks not replayed", exc_info=True)
+        return 0
 
 
 def _offer_retention(app: Flask) -> None:

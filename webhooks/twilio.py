@@ -10,6 +10,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -31,6 +32,7 @@ from contact_center.ivr.models import IvrFlow
 from contact_center.routing import arrivals
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Queue, Reservation
+from webhooks.deferred import defer_when_database_down, replaying
 from webhooks.idempotency import claim, replay
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,8 @@ def signed(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if replaying() is not None:
+            return view(*args, **kwargs)  # checked when it was received, before it was kept
         token = current_app.config["TWILIO_AUTH_TOKEN"]
         signature = request.headers.get("X-Twilio-Signature", "")
         if not token:
@@ -134,6 +138,30 @@ def signed(view: Callable) -> Callable:
 
 def _twiml(body: str) -> Response:
     return Response(body, content_type=TWIML)
+
+
+def _fallback_body() -> str:
+    return twiml.fallback_response(
+        action_url=public_url("/webhooks/twilio/voice/fallback?step=recorded"),
+        recording_callback=public_url(RECORDING_URL),
+        transcribe_callback=public_url(TRANSCRIPTION_URL),
+    )
+
+
+def _fallback_answer() -> Response:
+    """What the fallback URL answers: an apology and a voicemail (no database needed)."""
+    return _twiml(_fallback_body())
+
+
+def _empty_answer() -> Response:
+    return _twiml(twiml.empty_response())
+
+
+# A caller's call, its end and its recordings are kept and replayed (see webhooks/deferred);
+# a step of the IVR or of the hold loop is not: the caller has moved on to the fallback.
+deferred_call = defer_when_database_down(_fallback_answer)
+deferred_callback = defer_when_database_down(_empty_answer)
+fallback_only = defer_when_database_down(_fallback_answer, keep=False)
 
 
 def _apply_once(key: str, body: str, apply: Callable[[], Any]) -> Response:
@@ -178,6 +206,7 @@ def _after_commit(action: Callable[[], Any]) -> None:
 
 @bp.post("/voice")
 @signed
+@deferred_call
 def incoming_call():
     """A call arrives: record it, identify the caller, then the IVR or straight to the queue.
 
@@ -187,6 +216,8 @@ def incoming_call():
     """
     form = INCOMING_CALL_FORM.load(request.form)
     key = f"voice:{form['CallSid']}"
+    if (kept := replaying()) is not None:
+        return _record_deferred_call(form, key, kept.received_at)
     entry = ivr_flows.call_entry()
     closure, flow = entry.closure, entry.flow
     ivr_path = closure["enabled"] or flow is not None
@@ -230,6 +261,31 @@ def incoming_call():
     return answer
 
 
+def _record_deferred_call(form: dict[str, Any], key: str, received_at: float) -> Response:
+    """A call kept while the database was down, now recorded: the caller heard the fallback
+    (an apology and a voicemail), not our queue, so it ends there and is never routed now.
+    A recording it left makes it a voicemail when that callback is replayed in turn."""
+    body = _fallback_body()
+    if (earlier := replay(key)) is not None:
+        return earlier
+    # A callback that reached us live after the outage may have recorded the call already.
+    if routing.interaction_by_external_id(form["CallSid"]) is None:
+        at = datetime.fromtimestamp(received_at, UTC)
+        interaction = routing.receive_call(
+            form["CallSid"], form["From"], form["To"], queue_now=False
+        )
+        interaction.status = "ended"
+        interaction.outcome = "abandoned"
+        interaction.leave_reason = "fallback"
+        interaction.created_at = interaction.ended_at = at
+    try:
+        return _commit_once(key, body, None)
+    except IntegrityError:
+        # A delivery of the same call recorded it meanwhile: it is recorded.
+        db.session.rollback()
+        return replay(key) or _twiml(body)
+
+
 def _hold_in_queue(queue: Queue) -> str:
     """The <Enqueue> answer for a queue: the same for every call, so built once per process."""
     answers = current_app.extensions.setdefault("hold_twiml", {})
@@ -271,6 +327,7 @@ def _unknown_caller_to_queue(form: dict[str, Any], key: str, queue: Queue) -> Re
 
 @bp.post("/voice/wait")
 @signed
+@fallback_only
 def wait():
     """The caller's hold loop: place and estimated wait, the options, hold music.
 
@@ -298,6 +355,7 @@ def wait():
 
 @bp.post("/voice/wait-option")
 @signed
+@fallback_only
 def wait_option():
     """A key pressed while waiting: 1 a callback (keeping the place), 2 a voicemail."""
     form = GatherForm().load(request.form)
@@ -312,6 +370,7 @@ def wait_option():
 
 @bp.post("/voice/enqueue-result")
 @signed
+@deferred_call
 def enqueue_result():
     """How the caller's wait ended: hung up (abandon), or left for a callback or voicemail."""
     form = EnqueueResultForm().load(request.form)
@@ -526,6 +585,7 @@ class TranscriptionForm(_TwilioForm):
 
 @bp.post("/voice/gather/<int:flow_version>/<node>")
 @signed
+@fallback_only
 def gather(flow_version: int, node: str):
     """IVR input (digits, speech, silence) or the next step of a flow version."""
     form = GatherForm().load(request.form)
@@ -570,6 +630,7 @@ def gather(flow_version: int, node: str):
 
 @bp.post("/voice/recording")
 @signed
+@deferred_callback
 def recording():
     """Recording status callbacks: a finished recording's URL is kept; a voicemail's is a ticket."""
     form = RecordingForm().load(request.form)
@@ -592,6 +653,7 @@ def recording():
 
 @bp.post("/voice/transcription")
 @signed
+@deferred_callback
 def transcription():
     """Twilio's transcription of a voicemail: the text joins the voicemail on its ticket."""
     form = TranscriptionForm().load(request.form)
@@ -617,13 +679,7 @@ def fallback():
     """
     if request.args.get("step") == "recorded":
         return _twiml(twiml.say_and_hang_up("Thank you. We will call you back. Goodbye."))
-    return _twiml(
-        twiml.fallback_response(
-            action_url=public_url("/webhooks/twilio/voice/fallback?step=recorded"),
-            recording_callback=public_url(RECORDING_URL),
-            transcribe_callback=public_url(TRANSCRIPTION_URL),
-        )
-    )
+    return _fallback_answer()
 
 
 BROWSER_CALL_REFUSED = "Calls to customers start from their record in the agent console. Goodbye."
@@ -642,6 +698,7 @@ def browser_call():
 
 @bp.post("/voice/status")
 @signed
+@deferred_callback
 def call_status():
     """Call status callbacks: completion ends the interaction, an early end abandons it."""
     form = CallStatusForm().load(request.form)

@@ -215,6 +215,9 @@ def recorded(
     _lock(interaction)
     node = _renderer(record).node(node_id)
     _end_in_ivr(interaction, "voicemail")
+    if interaction.leave_reason == "fallback" and interaction.status == "ended":
+        # Recorded after an outage (webhooks/deferred): the fallback took this message.
+        interaction.outcome = "voicemail"
     if interaction.outcome == "voicemail":
         tickets.record_voicemail(interaction, recording_url)
     if node is None or node["type"] != "voicemail":
@@ -252,6 +255,9 @@ def attach_recording(call_sid: str, recording_url: str) -> Interaction | None:
         )
         db.session.add(interaction)
         db.session.flush()
+    if interaction.leave_reason == "fallback" and interaction.status == "ended":
+        # Recorded after an outage (webhooks/deferred): the fallback took this message.
+        interaction.outcome = "voicemail"
     if interaction.outcome == "voicemail":
         tickets.record_voicemail(interaction, recording_url)
     else:
