@@ -320,13 +320,16 @@ def settle(database_url: str, after_id: int, quiet_s: float = 5.0, limit_s: floa
 def database_view(database_url: str, after_id: int, result: dict) -> dict:
     """The run's voice interactions in the database against what the simulator saw."""
     with psycopg.connect(database_url) as conn:
-        # Offers of one interaction whose ringing overlapped, by the server's own record.
+        # Offers of one interaction to two agents whose ringing overlapped, by the server's
+        # own record: an offer rings from its creation until answered or expired, whichever
+        # is first (the timer may record a timeout late). The timestamps come from different
+        # processes, so a few milliseconds of overlap are noise; seconds are not.
         overlapping = conn.execute(
             "SELECT count(DISTINCT a.interaction_id) FROM reservations a JOIN reservations b "
             "ON a.interaction_id = b.interaction_id AND a.id < b.id "
             "AND a.agent_id <> b.agent_id "
-            "AND a.created_at < coalesce(b.responded_at, b.expires_at) "
-            "AND b.created_at < coalesce(a.responded_at, a.expires_at) "
+            "AND a.created_at < least(coalesce(b.responded_at, b.expires_at), b.expires_at) "
+            "AND b.created_at < least(coalesce(a.responded_at, a.expires_at), a.expires_at) "
             "WHERE a.interaction_id > %s",
             (after_id,),
         ).fetchone()[0]
