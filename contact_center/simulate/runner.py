@@ -40,6 +40,9 @@ VOICE_PATH = "/webhooks/twilio/voice"
 STATUS_PATH = "/webhooks/twilio/voice/status"
 EMAIL_PATH = "/webhooks/email/inbound"
 TO_NUMBER = "+441632960000"  # Ofcom's drama range: never a real line
+REQUEST_TIMEOUT_S = 60.0
+# After the drain, how long callers' last two webhooks may still take (each times out).
+LAST_WEBHOOKS_S = 2 * REQUEST_TIMEOUT_S + 10.0
 
 
 @dataclass
@@ -157,6 +160,7 @@ class Simulation:
         self.offer = Latencies()
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
+        self.contacts: set[asyncio.Task] = set()  # callers and emails still sending
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = 0.0
         self.in_flight: asyncio.Semaphore | None = None
@@ -174,7 +178,7 @@ class Simulation:
             self.stopping.set()
         self.in_flight = asyncio.Semaphore(self.config.max_in_flight)
         self.stub.state.on_update = self._stub_update
-        timeout = aiohttp.ClientTimeout(total=60)
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(
             connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
@@ -229,9 +233,11 @@ class Simulation:
             if self.stopping.is_set():
                 return
             if contact.channel == "voice":
-                self._spawn(self._call(contact, due))
+                task = self._spawn(self._call(contact, due))
             else:
-                self._spawn(self._email(contact, due))
+                task = self._spawn(self._email(contact, due))
+            self.contacts.add(task)
+            task.add_done_callback(self.contacts.discard)
 
     async def _drain(self) -> None:
         """Callers still waiting get until `drain_s` after the last arrival, then hang up."""
@@ -243,6 +249,11 @@ class Simulation:
             call.connected.set()  # wakes the caller, who hangs up unless redirected meanwhile
         while any(call.outcome is None for call in self.calls.values()):
             await asyncio.sleep(0.1)
+        # A caller's outcome is known before their last webhooks (the <Enqueue> action, the
+        # final status callback) are answered: closing the session would cut those off and
+        # the server would never hear that the caller hung up.
+        if self.contacts:
+            await asyncio.wait(set(self.contacts), timeout=LAST_WEBHOOKS_S)
 
     def _waiting_callers(self) -> list[Call]:
         return [call for call in self.calls.values() if call.outcome is None]
