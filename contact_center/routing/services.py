@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import make_transient_to_detached, selectinload
 from twilio.base.exceptions import TwilioRestException
 
 from contact_center import audit
@@ -75,6 +75,8 @@ BUILT_CHECK_S = 1.0
 # How long a process reuses the default queue's row (every call without an IVR flow needs
 # it); a new default or a change to it (queue_changed) reaches other processes within this.
 DEFAULT_QUEUE_CACHE_S = 1.0
+# How long a process reuses a queue's count of staffed agents (the estimated wait's input).
+STAFFED_CACHE_S = 1.0
 # Session.info key: this session created the default queue and may not have committed it.
 CREATED_DEFAULT_QUEUE = "created_default_queue"
 
@@ -799,6 +801,7 @@ def set_agent_status(agent: User, status: str, reason: str | None = None) -> Use
         raise APIError(422, f"Status must be one of {', '.join(PRESENCES)}.")
     store = get_store()
     now = utcnow()
+    _staffing_changed()
     became_available = status == "available" and agent.presence != "available"
     agent.presence = status
     agent.status_reason = None if status == "available" else reason
@@ -854,6 +857,7 @@ def _close_offer(
     queue = interaction.queue
     limit = queue.max_missed_offers if queue else 2
     if missed and resolved.missed >= limit > 0:
+        _staffing_changed()
         agent.presence = "away"
         agent.status_reason = f"missed {resolved.missed} offers in a row"
         _store().set_agent(agent.id, "away", agent.capacity or {})
@@ -1942,11 +1946,31 @@ def queue_waiting_keys(queue: Queue) -> list[str]:
     return keys
 
 
+def _staffing_changed() -> None:
+    """An agent's presence changes here: this process counts staffed agents afresh (other
+    processes within STAFFED_CACHE_S)."""
+    current_app.extensions.pop("agents_staffed", None)
+
+
 def agents_staffed(queue: Queue) -> int:
-    """Agents signed in (not away or offline) who qualify for the queue."""
-    agents = db.session.scalars(sa.select(User).where(User.presence == "available"))
+    """Agents signed in (not away or offline) who qualify for the queue.
+
+    Every caller's hold loop asks (the estimated wait), so the count is kept per process for
+    STAFFED_CACHE_S: staffing moves by the minute, and an estimate a second old is as good.
+    """
+    cache = current_app.extensions.setdefault("agents_staffed", {})
+    key = (queue.id, repr(queue.required_skills), repr(queue.teams))
+    cached = cache.get(key)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < STAFFED_CACHE_S:
+        return cached[1]
+    agents = db.session.scalars(
+        sa.select(User).options(selectinload(User.skills)).where(User.presence == "available")
+    )
     requirement = _tiers(queue, "")[0]
-    return sum(1 for a in agents if requirement.admits(a.skill_levels(), a.team))
+    staffed = sum(1 for a in agents if requirement.admits(a.skill_levels(), a.team))
+    cache[key] = (now, staffed)
+    return staffed
 
 
 def estimate(queue: Queue, interaction: Interaction | None = None) -> dict[str, Any]:
@@ -1972,9 +1996,11 @@ def estimate(queue: Queue, interaction: Interaction | None = None) -> dict[str, 
 
 def queue_position(interaction: Interaction) -> int | None:
     """Where a waiting interaction stands in its queue (1 = next)."""
-    if interaction.queue is None or _store().location(interaction.id) is None:
+    store = _store()
+    if interaction.queue is None or store.location(interaction.id) is None:
         return None
-    return estimate(interaction.queue, interaction)["position"]
+    keys = queue_waiting_keys(interaction.queue)
+    return store.count_before(keys, interaction.queue_score or 0.0) + 1
 
 
 # ---------------------------------------------------------------- rebuild
