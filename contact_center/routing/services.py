@@ -75,6 +75,11 @@ BUILT_CHECK_S = 1.0
 # How long a process reuses the default queue's row (every call without an IVR flow needs
 # it); a new default or a change to it (queue_changed) reaches other processes within this.
 DEFAULT_QUEUE_CACHE_S = 1.0
+# An offer Redis made whose database row has not appeared by its timeout: how long to wait
+# for the row (a commit delayed by load; a dead process's row never comes), checking every
+# UNRECORDED_OFFER_RECHECK_S. Longer than a request can wait for a pooled connection.
+UNRECORDED_OFFER_GRACE_S = 60.0
+UNRECORDED_OFFER_RECHECK_S = 2.0
 # How long a process reuses a queue's count of staffed agents (the estimated wait's input).
 STAFFED_CACHE_S = 1.0
 # Session.info key: this session created the default queue and may not have committed it.
@@ -973,12 +978,28 @@ def reject(agent: User, reservation_id: str, reason: str | None = None) -> Reser
     return closed
 
 
-def offer_timed_out(reservation_id: str) -> Reservation | None:
-    """An offer nobody answered: back to its place; the agent is set away after N misses."""
+def offer_timed_out(timer: str) -> Reservation | None:
+    """An offer nobody answered: back to its place; the agent is set away after N misses.
+
+    `timer` is the reservation id, then (once its row was found missing) when to give up
+    waiting for the row.
+    """
+    reservation_id, _, give_up = timer.partition(":")
     reservation = _lock_reservation(reservation_id)
     if reservation is None:
-        # Redis reserved but the database never recorded it: just return it to its place.
-        _store().resolve(reservation_id, "timeout", utcnow().timestamp(), requeue=True)
+        # Redis reserved but the database has no row yet. Its process may still be recording
+        # it (a slow commit under load): requeueing now would let another agent be offered
+        # the call while this offer stands. Look again shortly; only when the row has not
+        # come within UNRECORDED_OFFER_GRACE_S (that process died) return the call.
+        db.session.rollback()
+        now = utcnow().timestamp()
+        deadline = float(give_up) if give_up else now + UNRECORDED_OFFER_GRACE_S
+        if now < deadline:
+            _store().add_timer(
+                f"offer:{reservation_id}:{deadline}", now + UNRECORDED_OFFER_RECHECK_S
+            )
+            return None
+        _store().resolve(reservation_id, "timeout", now, requeue=True)
         return None
     if reservation.status != "pending":
         return None
