@@ -84,8 +84,9 @@ def with_db(url: str, db: str) -> str:
     return urlparse(url)._replace(path=f"/{db}").geturl()
 
 
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """Run `command` from the repository root in its own process group, output to `log`."""
+def start(command: list[str], env: dict, log: Path, preexec_fn=None) -> subprocess.Popen:
+    """Run `command` from the repository root in its own process group, output to `log`
+    (`preexec_fn` runs in the child before the command)."""
     with open(log, "wb") as log_file:
         return subprocess.Popen(
             command,
@@ -95,6 +96,7 @@ def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=preexec_fn,  # noqa: PLW1509 (the benches start no threads first)
         )
 
 

@@ -56,6 +56,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import bench_common
 import psycopg
 import redis
 from bench_common import (
@@ -104,17 +105,7 @@ def _die_with_parent() -> None:
 
 def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
     """bench_common.start, plus: the child gets SIGTERM if this process dies."""
-    with open(log, "wb") as log_file:
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads here)
-        )
+    return bench_common.start(command, env, log, preexec_fn=_die_with_parent)
 
 
 def vm_kb(pid: int, field: str) -> int | None:
