@@ -363,7 +363,12 @@ def arrive(app) -> Callable[..., Interaction]:
     counter = iter(range(1, 1_000_000))
 
     def make(queue: Queue, channel: str = "email", **kwargs: Any) -> Interaction:
-        kwargs.setdefault("external_id", f"test-{next(counter)}")
+        n = next(counter)
+        # A call is known by a CallSid the Twilio stub answers for (its own range, apart
+        # from call_sid(n)); other channels by any unique id.
+        kwargs.setdefault(
+            "external_id", f"CA{0xA0000000 + n:032x}" if channel == "voice" else f"test-{n}"
+        )
         return routing.create_interaction(channel=channel, queue=queue, **kwargs)
 
     return make

@@ -79,6 +79,9 @@ DEFAULT_QUEUE_CACHE_S = 1.0
 # for the row (a commit delayed by load; a dead process's row never comes), checking every
 # UNRECORDED_OFFER_RECHECK_S. Longer than a request can wait for a pooled connection.
 UNRECORDED_OFFER_GRACE_S = 60.0
+# Twilio's errors for updating a call that has ended (20404: no such call in progress;
+# 21220: invalid call state for this operation).
+CALL_ENDED_CODES = (20404, 21220)
 UNRECORDED_OFFER_RECHECK_S = 2.0
 # How long a process reuses a queue's count of staffed agents (the estimated wait's input).
 STAFFED_CACHE_S = 1.0
@@ -924,20 +927,33 @@ def accept(agent: User, reservation_id: str) -> Interaction:
     _emit_interaction(interaction)
     live.work_started(agent.id, interaction.id, interaction.channel)
     _emit_status(agent)
-    _wait_ended(interaction, "answered", now)
     if interaction.channel == "voice" and interaction.external_id:
-        _connect_call(interaction, reservation, agent)
+        if not _connect_call(interaction, reservation, agent):
+            _caller_gone(interaction, now)
+            raise Conflict("The caller hung up before the call could be connected.")
     elif interaction.channel == "callback":
         _place_callback(interaction, reservation, agent)
+    # Counted once the caller is on their way to the agent: a caller who hung up as the
+    # agent accepted was not answered, on the board as in the reports.
+    _wait_ended(interaction, "answered", now)
     # Capacity left on other channels (email alongside email, say) keeps work coming.
     _free_for_work(agent)
     return interaction
 
 
-def _connect_call(interaction: Interaction, reservation: Reservation, agent: User) -> None:
+def _connect_call(interaction: Interaction, reservation: Reservation, agent: User) -> bool:
+    """Redirect the caller into the conference and dial the agent; False when the caller's
+    call has already ended (Twilio will not redirect it)."""
     connect_path = f"/webhooks/twilio/voice/connect/{reservation.id}"
     try:
         calls.redirect_call(interaction.external_id, calls.public_url(f"{connect_path}?leg=caller"))
+    except TwilioRestException as exc:
+        if exc.status == 404 or exc.code in CALL_ENDED_CODES:
+            return False
+        # Anything else (Twilio briefly failing): the caller's status callback decides.
+        log.warning("could not connect interaction %s: %s", interaction.id, scrub(exc.msg))
+        return True
+    try:
         interaction.agent_call_sid = calls.dial(
             agent.call_address(),
             calls.public_url(f"{connect_path}?leg=agent"),
@@ -945,8 +961,16 @@ def _connect_call(interaction: Interaction, reservation: Reservation, agent: Use
         )
         _commit_keeping(interaction, interaction.queue, reservation, agent)
     except TwilioRestException as exc:
-        # The caller may have hung up meanwhile; their status callback ends the interaction.
-        log.warning("could not connect interaction %s: %s", interaction.id, scrub(exc.msg))
+        log.warning("could not dial the agent of %s: %s", interaction.id, scrub(exc.msg))
+    return True
+
+
+def _caller_gone(interaction: Interaction, now: datetime) -> None:
+    """The caller hung up while their agent accepted: abandoned, not answered; the agent is
+    free at once (no wrap-up for a call that never was)."""
+    interaction.answered_at = None
+    _end(interaction, "abandoned", 0, wrapup=False)
+    _wait_ended(interaction, "abandoned", now)
 
 
 def _place_callback(interaction: Interaction, reservation: Reservation, agent: User) -> None:

@@ -86,7 +86,10 @@ class RoutingMachine(RuleBasedStateMachine):
         routing.create_interaction(
             channel=channel,
             queue=db.session.get(Queue, target.id),
-            external_id=f"p-{self.serial}",
+            # A call's id is a CallSid the Twilio stub knows (it refuses to redirect others).
+            external_id=f"CA{0xB0000000 + self.serial:032x}"
+            if channel == "voice"
+            else f"p-{self.serial}",
             customer_tier=tier,
             complaint=complaint,
             required_skills=extra,

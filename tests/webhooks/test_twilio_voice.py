@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from contact_center.board import live
 from contact_center.extensions import db
+from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Reservation
 from contact_center.webhook_receipts import WebhookReceipt
 from tests.conftest import PUBLIC_BASE_URL, call_sid, sign
@@ -130,7 +132,7 @@ def test_connect_for_unknown_reservation_hangs_up_politely(twilio_post):
     assert bad_leg.status_code == 400
 
 
-def test_redirect_failure_leaves_interaction_for_status_callback(
+def test_a_caller_gone_before_the_redirect_is_abandoned_not_answered(
     twilio_post, create_user, agent_socket, twilio_stub
 ):
     alice = create_user("alice")
@@ -142,13 +144,23 @@ def test_redirect_failure_leaves_interaction_for_status_callback(
     ack = socket.emit(
         "accept", {"reservation_id": reservation.id}, namespace="/agent", callback=True
     )
-    assert ack["ok"] is True
+    assert ack["ok"] is False and ack["error"]["code"] == "conflict"
+    assert "hung up" in ack["error"]["message"]
+    interaction = db.session.scalar(sa.select(Interaction))
+    db.session.refresh(interaction)
+    assert (interaction.status, interaction.outcome) == ("ended", "abandoned")
+    assert interaction.answered_at is None
+    db.session.refresh(alice)
+    assert routing.agent_status_payload(alice)["status"] == "available"  # free, no wrap-up
+    today = live.snapshot()["queues"][0]["today"]
+    assert (today["answered"], today["abandoned"]) == (0, 1)
+    # Twilio's own report of the hang-up, arriving after, changes nothing.
     twilio_post(
         f"{VOICE}/status", _call(7, CallStatus="completed", SequenceNumber="2", CallDuration="0")
     )
-    interaction = db.session.scalar(sa.select(Interaction))
     db.session.refresh(interaction)
-    assert interaction.status == "ended"
+    assert (interaction.status, interaction.outcome) == ("ended", "abandoned")
+    assert live.snapshot()["queues"][0]["today"]["abandoned"] == 1
 
 
 def test_wait_announces_position_and_estimated_wait(twilio_post, create_user, agent_socket):
