@@ -115,7 +115,6 @@ class Call:
     left: bool = False  # the server took the caller out of the queue (maximum wait)
     offers: int = 0
     last_sent: float = 0.0  # the latest webhook of the call went out
-    interaction_id: int | None = None
 
 
 @dataclass
@@ -151,6 +150,7 @@ class Simulation:
         self.email_ids: dict[int, tuple[str, str]] = {}  # seq -> (address, Message-ID)
         self.open_offers: dict[int, tuple[int, float]] = {}  # interaction -> (agent, expiry)
         self.reservations: dict[str, int] = {}  # open offers' reservation -> interaction
+        self.call_of: dict[int, Call] = {}  # interaction -> the call it is
         self.answered_interactions: set[int] = set()
         self.tally = truth.Tally()
         self.thresholds: dict[str, float] = {}
@@ -589,7 +589,7 @@ class Simulation:
             if call is None:
                 return None, None
             call.offers += 1
-            call.interaction_id = interaction.get("id")
+            self.call_of[interaction.get("id")] = call
             return call.contact, max(call.enqueued_at or call.last_sent, call.requeued_at)
         waiting = self.emails.get(sender)
         if waiting:
@@ -602,9 +602,8 @@ class Simulation:
         interaction_id = self.reservations.pop(reservation_id, None)
         if interaction_id is not None:
             self.open_offers.pop(interaction_id, None)
-            for call in self.calls.values():
-                if call.interaction_id == interaction_id:
-                    call.requeued_at = time.perf_counter()
+            if (call := self.call_of.get(interaction_id)) is not None:
+                call.requeued_at = time.perf_counter()
 
     async def _work(self, agent: Agent, offer: dict, contact: Contact | None) -> None:
         interaction = offer["interaction"]
@@ -620,11 +619,11 @@ class Simulation:
             if answer == "miss":
                 await asyncio.sleep(_seconds_left(offer) + 0.5)
                 self.counts["missed"] += 1
-                self._offer_closed(interaction_id, call)
+                self._offer_closed(offer, call)
                 return
             await asyncio.sleep(contact.think_s if contact else 1.0)
             if answer == "reject":
-                self._offer_closed(interaction_id, call)
+                self._offer_closed(offer, call)
                 await self._emit(
                     agent,
                     "reject",
@@ -661,9 +660,10 @@ class Simulation:
         except Exception as error:
             self.errors[f"{event}:{type(error).__name__}"] += 1
 
-    def _offer_closed(self, interaction_id: int, call: Call | None) -> None:
-        self.open_offers.pop(interaction_id, None)
-        self.reservations = {r: i for r, i in self.reservations.items() if i != interaction_id}
+    def _offer_closed(self, offer: dict, call: Call | None) -> None:
+        """This agent let the offer go (rejected, or it rang out)."""
+        self.open_offers.pop(offer["interaction"]["id"], None)
+        self.reservations.pop(offer["reservation_id"], None)
         if call is not None:
             call.requeued_at = time.perf_counter()
 
