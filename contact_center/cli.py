@@ -143,9 +143,10 @@ def retention_apply_command():
         click.echo("Retention is off: no RETENTION_*_DAYS period is set. Nothing removed.")
         return
     click.echo(
-        f"Retention applied: {counts['recordings']} recording references removed, "
-        f"{counts['messages']} messages redacted, {counts['closed_tickets']} closed tickets "
-        "anonymised."
+        f"Retention applied: {counts['recordings']} recording references removed (the "
+        f"recordings are deleted at Twilio by the workers), {counts['messages']} messages "
+        f"redacted, {counts['closed_tickets']} closed tickets anonymised, "
+        f"{counts['webhook_receipts']} webhook receipts deleted."
     )
 
 
