@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import xml.etree.ElementTree as ET
 from html import escape
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -349,14 +350,16 @@ def erase(customer: Customer, actor: User, reason: str) -> Customer:
     interactions = _erase_interactions(customer.id, addresses, values, recordings)
     tickets = _erase_tickets(customer.id, addresses, values, recordings)
     deletions = request_deletions(recordings, reason="erasure", customer_id=customer.id)
+    # Webhooks about their calls (CallSids) and recordings (RecordingSids).
+    receipt_keys = interactions["call_sids"] | {s for s in map(recording_sid, recordings) if s}
     counts = {
         "identities": len(customer.identities),
         "notes": len(customer.notes),
         "interactions": interactions["interactions"],
         **tickets,
         "recordings": len(deletions),
-        "webhook_receipts": interactions["webhook_receipts"],
-        "reservations": interactions["reservations"],
+        "webhook_receipts": scrub_receipts(receipt_keys, values),
+        "reservations": _scrub_reservations(interactions["ids"], values),
         "audit_entries": scrub_audit(values),
     }
     customer.name = f"Erased customer {customer.id}"
@@ -415,17 +418,13 @@ def _erase_interactions(
         interaction.notes = None
         interaction.satisfaction_comment = None
         interaction.recording_url = None
-        # A mail's Message-ID can carry their address; the scrubbed id still dedupes retries.
+        # A mail's Message-ID can carry their address. (Scrubbed, it no longer recognises a
+        # redelivery of that mail; providers stop delivering once they had a 2xx.)
         if interaction.external_id and interaction.channel == "email":
             interaction.external_id = scrub_text(interaction.external_id, values)
     ids = [i.id for i in interactions]
     redact_audit("interaction", ids)
-    receipt_keys = call_sids | {sid for sid in map(recording_sid, recordings) if sid}
-    return {
-        "interactions": len(interactions),
-        "webhook_receipts": scrub_receipts(receipt_keys, values),
-        "reservations": _scrub_reservations(ids, values),
-    }
+    return {"interactions": len(interactions), "call_sids": call_sids, "ids": ids}
 
 
 def _erase_tickets(
@@ -564,10 +563,29 @@ def scrub_receipts(sids: set[str], values: list[str]) -> int:
         ]
         for receipt in db.session.scalars(sa.select(WebhookReceipt).where(sa.or_(*about))):
             body = scrub_text(receipt.body, values)
+            if body != receipt.body and "xml" in receipt.content_type:
+                body = _scrub_twiml(receipt.body, values) or body
             if body != receipt.body:
                 receipt.body = body
                 changed += 1
     return changed
+
+
+def _scrub_twiml(body: str, values: list[str]) -> str | None:
+    """TwiML with the values replaced in its text and attribute values only, so a name that
+    is also a verb's name (Say, Dial) cannot break the markup; None if it does not parse."""
+    declaration, _, markup = body.rpartition("?>") if body.startswith("<?xml") else ("", "", body)
+    try:
+        root = ET.fromstring(markup)  # noqa: S314  (our own stored answer)
+    except ET.ParseError:
+        return None
+    for element in root.iter():
+        element.text = scrub_text(element.text, values) if element.text else element.text
+        element.tail = scrub_text(element.tail, values) if element.tail else element.tail
+        for name, value in element.attrib.items():
+            element.attrib[name] = scrub_text(value, values)
+    prefix = f"{declaration}?>" if declaration else ""
+    return prefix + ET.tostring(root, encoding="unicode")
 
 
 def _scrub_reservations(interaction_ids: list[int], values: list[str]) -> int:
