@@ -150,6 +150,21 @@ def retention_apply_command():
     )
 
 
+@retention_cli.command("recordings")
+def retention_recordings_command():
+    """Recordings to delete at Twilio (erasure, retention): pending, deleted, oldest pending."""
+    from contact_center.recording_deletions import summary
+
+    state = summary()
+    click.echo(f"Recordings deleted at Twilio: {state['deleted']}; pending: {state['pending']}.")
+    if state["oldest_pending_sid"]:
+        click.echo(
+            f"Oldest pending: {state['oldest_pending_sid']}, "
+            f"{state['oldest_pending_attempts']} attempts, "
+            f"last error: {state['oldest_pending_error'] or '-'}."
+        )
+
+
 def register_cli(app: Flask) -> None:
     """Add the command groups to `flask`."""
     from contact_center.simulate.cli import simulate_command

@@ -20,7 +20,7 @@ from datetime import datetime
 import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import TwilioRestException
 
 from contact_center import jobs
 from contact_center.db_types import UTCDateTime, utcnow
@@ -132,7 +132,7 @@ def delete_recording(deletion_id: int) -> str:
     deletion.attempts += 1
     try:
         twilio_delete(deletion.recording_sid)
-    except (TwilioException, RuntimeError, OSError) as exc:
+    except Exception as exc:  # whatever failed, the deletion must stay armed for a retry
         return _failed(deletion, exc)
     deletion.status = "deleted"
     deletion.deleted_at = utcnow()
@@ -173,6 +173,28 @@ def pending_ids() -> list[int]:
             sa.select(RecordingDeletion.id).where(RecordingDeletion.status == "pending")
         )
     )
+
+
+def summary() -> dict[str, int | str | None]:
+    """How many deletions are pending and done, and the oldest pending one's state."""
+    counts = dict(
+        db.session.execute(
+            sa.select(RecordingDeletion.status, sa.func.count()).group_by(RecordingDeletion.status)
+        ).all()
+    )
+    oldest = db.session.scalar(
+        sa.select(RecordingDeletion)
+        .where(RecordingDeletion.status == "pending")
+        .order_by(RecordingDeletion.requested_at, RecordingDeletion.id)
+        .limit(1)
+    )
+    return {
+        "pending": counts.get("pending", 0),
+        "deleted": counts.get("deleted", 0),
+        "oldest_pending_sid": oldest.recording_sid if oldest else None,
+        "oldest_pending_attempts": oldest.attempts if oldest else 0,
+        "oldest_pending_error": oldest.last_error if oldest else None,
+    }
 
 
 def for_customer(customer_id: int) -> list[RecordingDeletion]:

@@ -181,7 +181,7 @@ def test_negative_periods_are_refused(app_config):
         create_app({**app_config, "RETENTION_MESSAGES_DAYS": -1})
 
 
-def test_expired_recordings_are_deleted_at_twilio_once(app, history, twilio_stub, run_jobs):
+def test_expired_recordings_are_deleted_at_twilio_once(app, history, twilio_stub, run_jobs, runner):
     app.config.update(PERIODS)
     twilio_stub.state.fail_recording_deletes = 1
     assert retention.apply()["recordings"] == 1
@@ -197,6 +197,9 @@ def test_expired_recordings_are_deleted_at_twilio_once(app, history, twilio_stub
     db.session.refresh(deletion)
     assert (deletion.status, deletion.attempts) == ("pending", 1)
     assert twilio_stub.state.deleted_recordings == []
+    shown = runner.invoke(args=["retention", "recordings"])
+    assert "deleted at Twilio: 0; pending: 1." in shown.output
+    assert "RE1, 1 attempts, last error: HTTP 500: TwilioRestException." in shown.output
     routing.run_due_timers(now=utcnow().timestamp() + 86400)
     run_jobs()
     db.session.refresh(deletion)
@@ -209,6 +212,8 @@ def test_expired_recordings_are_deleted_at_twilio_once(app, history, twilio_stub
     deletes = [r for r in twilio_stub.state.requests if r.method == "DELETE"]
     assert [r.path.rsplit("/", 1)[1] for r in deletes] == ["RE1.json", "RE1.json"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RecordingDeletion)) == 1
+    shown = runner.invoke(args=["retention", "recordings"])
+    assert shown.output == "Recordings deleted at Twilio: 1; pending: 0.\n"
 
 
 def test_webhook_receipts_outlive_retries_only(app, twilio_post):
