@@ -143,10 +143,26 @@ def retention_apply_command():
         click.echo("Retention is off: no RETENTION_*_DAYS period is set. Nothing removed.")
         return
     click.echo(
-        f"Retention applied: {counts['recordings']} recording references removed, "
-        f"{counts['messages']} messages redacted, {counts['closed_tickets']} closed tickets "
-        "anonymised."
+        f"Retention applied: {counts['recordings']} recording references removed (the "
+        f"recordings are deleted at Twilio by the workers), {counts['messages']} messages "
+        f"redacted, {counts['closed_tickets']} closed tickets anonymised, "
+        f"{counts['webhook_receipts']} webhook receipts deleted."
     )
+
+
+@retention_cli.command("recordings")
+def retention_recordings_command():
+    """Recordings to delete at Twilio (erasure, retention): pending, deleted, oldest pending."""
+    from contact_center.recording_deletions import summary
+
+    state = summary()
+    click.echo(f"Recordings deleted at Twilio: {state['deleted']}; pending: {state['pending']}.")
+    if state["oldest_pending_sid"]:
+        click.echo(
+            f"Oldest pending: {state['oldest_pending_sid']}, "
+            f"{state['oldest_pending_attempts']} attempts, "
+            f"last error: {state['oldest_pending_error'] or '-'}."
+        )
 
 
 def register_cli(app: Flask) -> None:

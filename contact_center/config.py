@@ -47,6 +47,7 @@ ENV_VARS = (
     "RETENTION_RECORDINGS_DAYS",
     "RETENTION_MESSAGES_DAYS",
     "RETENTION_CLOSED_TICKETS_DAYS",
+    "RETENTION_WEBHOOK_RECEIPTS_DAYS",
     "MAIL_SEND_LEASE_S",
 )
 
@@ -114,6 +115,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "RETENTION_RECORDINGS_DAYS": 0,
         "RETENTION_MESSAGES_DAYS": 0,
         "RETENTION_CLOSED_TICKETS_DAYS": 0,
+        # Stored webhook answers only need to outlive a provider's retries (Twilio's are
+        # within minutes): a few days keeps every retry idempotent.
+        "RETENTION_WEBHOOK_RECEIPTS_DAYS": 3,
         "TESTING": False,
     }
 
@@ -131,6 +135,7 @@ _INT_KEYS = {
     "RETENTION_RECORDINGS_DAYS",
     "RETENTION_MESSAGES_DAYS",
     "RETENTION_CLOSED_TICKETS_DAYS",
+    "RETENTION_WEBHOOK_RECEIPTS_DAYS",
     "MAIL_SEND_LEASE_S",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
@@ -189,6 +194,7 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
         "RETENTION_RECORDINGS_DAYS",
         "RETENTION_MESSAGES_DAYS",
         "RETENTION_CLOSED_TICKETS_DAYS",
+        "RETENTION_WEBHOOK_RECEIPTS_DAYS",
     ):
         if int(config.get(key) or 0) < 0:
             raise RuntimeError(f"{key} must be 0 (keep forever) or a number of days")

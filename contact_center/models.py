@@ -6,6 +6,7 @@ from contact_center.complaints.models import Complaint
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
 from contact_center.ivr.models import IvrFlow
 from contact_center.portal.servqual import ServqualResponse
+from contact_center.recording_deletions import RecordingDeletion
 from contact_center.routing.models import Interaction, Queue, Reservation
 from contact_center.sla.models import BusinessCalendar, SlaEvent, SlaPolicy, TicketSla
 from contact_center.system_settings import SystemSetting
@@ -33,6 +34,7 @@ __all__ = [
     "IvrFlow",
     "MailAttachment",
     "Queue",
+    "RecordingDeletion",
     "Reservation",
     "ServqualResponse",
     "SlaEvent",

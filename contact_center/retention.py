@@ -1,10 +1,13 @@
 """Retention: personal content older than its period is removed, statistics stay.
 
-Three periods in days (0 = keep forever): RETENTION_RECORDINGS_DAYS drops recording
-references, RETENTION_MESSAGES_DAYS redacts the messages of closed tickets,
+Periods in days (0 = keep forever): RETENTION_RECORDINGS_DAYS drops recording references
+and deletes the recordings at Twilio (retried jobs, see recording_deletions),
+RETENTION_MESSAGES_DAYS redacts the messages of closed tickets,
 RETENTION_CLOSED_TICKETS_DAYS anonymises closed tickets (subject, custom fields, messages,
-complaint free text). Rows are redacted rather than deleted: reports count tickets,
-complaints and interactions. Every worker offers to run it; a Redis key lets one run an hour.
+complaint free text), RETENTION_WEBHOOK_RECEIPTS_DAYS deletes the stored answers to
+webhooks (kept only so a provider's retry is answered without being processed again; on by
+default). Tickets, complaints and interactions are redacted rather than deleted: reports
+count them. Every worker offers to run it; a Redis key lets one run an hour.
 """
 
 from __future__ import annotations
@@ -24,9 +27,16 @@ from contact_center.customers.privacy import (
 )
 from contact_center.db_types import utcnow
 from contact_center.extensions import db
+from contact_center.recording_deletions import queue_deletions, request_deletions
 from contact_center.redis_client import get_redis
+from contact_center.webhook_receipts import WebhookReceipt
 
-SETTINGS = ("RETENTION_RECORDINGS_DAYS", "RETENTION_MESSAGES_DAYS", "RETENTION_CLOSED_TICKETS_DAYS")
+SETTINGS = (
+    "RETENTION_RECORDINGS_DAYS",
+    "RETENTION_MESSAGES_DAYS",
+    "RETENTION_CLOSED_TICKETS_DAYS",
+    "RETENTION_WEBHOOK_RECEIPTS_DAYS",
+)
 TURN_KEY = "cc:retention:turn"
 EVERY_S = 3600
 
@@ -43,18 +53,25 @@ def apply(now: datetime | None = None) -> dict[str, int] | None:
     if not any(days.values()):
         return None
     now = now or utcnow()
+    deletions: list[int] = []
     counts = {
-        "recordings": _recordings(now, days["RETENTION_RECORDINGS_DAYS"]),
+        "recordings": _recordings(now, days["RETENTION_RECORDINGS_DAYS"], deletions),
         "messages": _messages(now, days["RETENTION_MESSAGES_DAYS"]),
         "closed_tickets": _closed_tickets(now, days["RETENTION_CLOSED_TICKETS_DAYS"]),
+        "webhook_receipts": _webhook_receipts(now, days["RETENTION_WEBHOOK_RECEIPTS_DAYS"]),
     }
     audit.record(
         "retention.applied",
         "retention",
         0,
-        after={**counts, **{key.lower(): value for key, value in days.items()}},
+        after={
+            **counts,
+            "recording_deletions": len(deletions),
+            **{key.lower(): value for key, value in days.items()},
+        },
     )
     db.session.commit()
+    queue_deletions(deletions)
     return counts
 
 
@@ -77,24 +94,53 @@ def _cutoff(now: datetime, days: int) -> datetime | None:
     return now - timedelta(days=days) if days > 0 else None
 
 
-def _recordings(now: datetime, days: int) -> int:
+def _recordings(now: datetime, days: int, deletions: list[int]) -> int:
+    """Drop expired recording URLs; the recordings go at Twilio (their ids into `deletions`)."""
     from contact_center.routing.models import Interaction
-    from contact_center.tickets.models import TicketMessage
+    from contact_center.tickets.models import Ticket, TicketMessage
 
     cutoff = _cutoff(now, days)
     if cutoff is None:
         return 0
-    # Recordings live at Twilio; we hold their URLs only, and there is no deletion call yet.
     total = 0
-    for model in (Interaction, TicketMessage):
-        result = db.session.execute(
-            sa.update(model)
-            .where(model.recording_url.is_not(None), model.created_at < cutoff)
-            .values(recording_url=None)
-            .execution_options(synchronize_session=False)
-        )
-        total += result.rowcount or 0
+    owners = (
+        (Interaction, Interaction.customer_id, None),
+        (TicketMessage, Ticket.customer_id, Ticket),
+    )
+    for model, customer_id, join in owners:
+        expired = sa.and_(model.recording_url.is_not(None), model.created_at < cutoff)
+        query = sa.select(model.id, model.recording_url, customer_id).where(expired)
+        if join is not None:
+            query = query.join(join, join.id == model.ticket_id)
+        rows = db.session.execute(query).all()
+        by_customer: dict[int | None, list[str]] = {}
+        for _id, url, owner in rows:
+            by_customer.setdefault(owner, []).append(url)
+        for owner, urls in by_customer.items():
+            deletions += request_deletions(urls, reason="retention", customer_id=owner)
+        ids = [row[0] for row in rows]
+        for start in range(0, len(ids), 500):
+            db.session.execute(
+                sa.update(model)
+                .where(model.id.in_(ids[start : start + 500]))
+                .values(recording_url=None)
+                .execution_options(synchronize_session=False)
+            )
+        total += len(ids)
     return total
+
+
+def _webhook_receipts(now: datetime, days: int) -> int:
+    """Delete the stored webhook answers older than the period (past any provider retry)."""
+    cutoff = _cutoff(now, days)
+    if cutoff is None:
+        return 0
+    result = db.session.execute(
+        sa.delete(WebhookReceipt)
+        .where(WebhookReceipt.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 def _messages(now: datetime, days: int) -> int:

@@ -19,7 +19,8 @@ class WebhookReceipt(db.Model):
     status_code: Mapped[int] = mapped_column()
     content_type: Mapped[str] = mapped_column(sa.String(100))
     body: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Retention (RETENTION_WEBHOOK_RECEIPTS_DAYS) deletes receipts by age.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 def find_receipt(key: str) -> WebhookReceipt | None:

@@ -1,5 +1,6 @@
 """Retention: old recordings, messages and closed tickets lose their personal content; the
-rows reports count stay. `flask retention apply`, and the hourly job the workers queue."""
+rows reports count stay; old webhook receipts go. `flask retention apply`, and the hourly
+job the workers queue."""
 
 from __future__ import annotations
 
@@ -14,15 +15,20 @@ from contact_center.complaints.models import Complaint
 from contact_center.customers.services import create_customer
 from contact_center.db_types import utcnow
 from contact_center.extensions import db
+from contact_center.recording_deletions import RecordingDeletion
+from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction
 from contact_center.tickets.models import MailAttachment, Ticket, TicketMessage
+from contact_center.webhook_receipts import WebhookReceipt
+from tests.conftest import ACCOUNT_SID, VOICE, call_sid
 
 PERIODS = {
     "RETENTION_RECORDINGS_DAYS": 30,
     "RETENTION_MESSAGES_DAYS": 90,
     "RETENTION_CLOSED_TICKETS_DAYS": 365,
 }
-URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE"
+URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/RE"
+OFF = {"RETENTION_WEBHOOK_RECEIPTS_DAYS": 0}
 
 
 def _ticket(customer_id, status, age_days, subject, body):
@@ -108,7 +114,7 @@ def _retention_audits():
 def test_apply_removes_personal_content_past_each_period(app, history):
     app.config.update(PERIODS)
     counts = retention.apply()
-    assert counts == {"recordings": 1, "messages": 2, "closed_tickets": 1}
+    assert counts == {"recordings": 1, "messages": 2, "closed_tickets": 1, "webhook_receipts": 0}
 
     db.session.expire_all()
     recordings = db.session.scalars(sa.select(Interaction.recording_url).order_by(Interaction.id))
@@ -130,11 +136,17 @@ def test_apply_removes_personal_content_past_each_period(app, history):
     [entry] = _retention_audits()
     assert entry.after["closed_tickets"] == 1 and entry.after["retention_messages_days"] == 90
 
-    assert retention.apply() == {"recordings": 0, "messages": 0, "closed_tickets": 0}
+    assert retention.apply() == {
+        "recordings": 0,
+        "messages": 0,
+        "closed_tickets": 0,
+        "webhook_receipts": 0,
+    }
     assert len(_retention_audits()) == 2  # one entry per run
 
 
 def test_retention_is_off_unless_a_period_is_set(app, history, runner):
+    app.config.update(OFF)
     assert retention.apply() is None
     result = runner.invoke(args=["retention", "apply"])
     assert result.exit_code == 0 and "Retention is off" in result.output
@@ -147,7 +159,8 @@ def test_cli_applies_retention_now(app, history, runner):
     app.config.update(PERIODS)
     result = runner.invoke(args=["retention", "apply"])
     assert result.exit_code == 0, result.output
-    assert "1 recording references removed, 2 messages redacted, 1 closed tickets" in result.output
+    assert "1 recording references removed (the recordings are deleted at Twilio" in result.output
+    assert "2 messages redacted, 1 closed tickets anonymised, 0 webhook" in result.output
     assert len(_retention_audits()) == 1
 
 
@@ -166,3 +179,76 @@ def test_negative_periods_are_refused(app_config):
 
     with pytest.raises(RuntimeError, match="RETENTION_MESSAGES_DAYS"):
         create_app({**app_config, "RETENTION_MESSAGES_DAYS": -1})
+
+
+def test_expired_recordings_are_deleted_at_twilio_once(app, history, twilio_stub, run_jobs, runner):
+    app.config.update(PERIODS)
+    twilio_stub.state.fail_recording_deletes = 1
+    assert retention.apply()["recordings"] == 1
+    deletion = db.session.scalars(sa.select(RecordingDeletion)).one()
+    assert (deletion.recording_sid, deletion.reason, deletion.status) == (
+        "RE1",
+        "retention",
+        "pending",
+    )
+    assert deletion.customer_id is not None
+
+    run_jobs()  # Twilio answers 500: the deletion waits for its retry
+    db.session.refresh(deletion)
+    assert (deletion.status, deletion.attempts) == ("pending", 1)
+    assert twilio_stub.state.deleted_recordings == []
+    shown = runner.invoke(args=["retention", "recordings"])
+    assert "deleted at Twilio: 0; pending: 1." in shown.output
+    assert "RE1, 1 attempts, last error: HTTP 500: TwilioRestException." in shown.output
+    routing.run_due_timers(now=utcnow().timestamp() + 86400)
+    run_jobs()
+    db.session.refresh(deletion)
+    assert (deletion.status, deletion.attempts) == ("deleted", 2)
+    assert twilio_stub.state.deleted_recordings == ["RE1"]
+
+    retention.apply()  # the reference is gone: nothing is asked again
+    routing.run_due_timers(now=utcnow().timestamp() + 86400)
+    run_jobs()
+    deletes = [r for r in twilio_stub.state.requests if r.method == "DELETE"]
+    assert [r.path.rsplit("/", 1)[1] for r in deletes] == ["RE1.json", "RE1.json"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RecordingDeletion)) == 1
+    shown = runner.invoke(args=["retention", "recordings"])
+    assert shown.output == "Recordings deleted at Twilio: 1; pending: 0.\n"
+
+
+def test_webhook_receipts_outlive_retries_only(app, twilio_post):
+    """On by default (3 days): an older receipt goes; a retry within the window is still
+    answered from its receipt and changes nothing."""
+    assert app.config["RETENTION_WEBHOOK_RECEIPTS_DAYS"] == 3
+    calls = [
+        {"CallSid": call_sid(n), "From": "+447700900123", "To": "+442000000000"} for n in (1, 2)
+    ]
+    answers = [twilio_post(VOICE, form) for form in calls]
+    assert [a.status_code for a in answers] == [200, 200]
+    old = db.session.scalars(
+        sa.select(WebhookReceipt).where(WebhookReceipt.key == f"voice:{call_sid(1)}")
+    ).one()
+    old.created_at = utcnow() - timedelta(days=4)
+    db.session.commit()
+
+    assert retention.apply()["webhook_receipts"] == 1
+    keys = set(db.session.scalars(sa.select(WebhookReceipt.key)))
+    assert f"voice:{call_sid(1)}" not in keys and f"voice:{call_sid(2)}" in keys
+    retry = twilio_post(VOICE, calls[1])
+    assert (retry.status_code, retry.data) == (200, answers[1].data)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 2
+    [entry] = _retention_audits()
+    assert entry.after["webhook_receipts"] == 1 and entry.after["retention_messages_days"] == 0
+
+
+def test_webhook_receipt_retention_can_be_set_or_turned_off(app_config):
+    from contact_center import create_app
+
+    assert (
+        create_app({**app_config, "RETENTION_WEBHOOK_RECEIPTS_DAYS": 0}).config[
+            "RETENTION_WEBHOOK_RECEIPTS_DAYS"
+        ]
+        == 0
+    )
+    with pytest.raises(RuntimeError, match="RETENTION_WEBHOOK_RECEIPTS_DAYS"):
+        create_app({**app_config, "RETENTION_WEBHOOK_RECEIPTS_DAYS": -2})

@@ -91,7 +91,8 @@ def add_customer_note(data: dict, customer_id: int):
 def export_customer(customer_id: int):
     """Subject access: everything held about the customer as one JSON document (the record,
     identities, notes, tickets with every message and internal note, complaints,
-    interactions with recordings' metadata, survey answers, and audit entries about them).
+    interactions with recordings' metadata, survey answers, audit entries about them, and
+    their recordings' deletions at Twilio).
 
     Supervisors and admins only, and audited as `customer.exported`: agents see a customer's
     screen pop to serve them, but a complete copy including staff notes and the audit trail
@@ -106,7 +107,10 @@ def export_customer(customer_id: int):
 def erase_customer(data: dict, customer_id: int):
     """Erasure: anonymise the customer (name, identities, notes, tags, region, owner; status
     `erased`, marketing opt-out) and scrub their tickets, messages, attachments, complaints'
-    free text, interactions' addresses and notes and recording URLs, in one transaction.
+    free text, interactions' addresses and notes and recording URLs, in one transaction;
+    their name, numbers and addresses are scrubbed from stored webhook answers (which still
+    answer retries), routing decision records, audit entries and mail headers, and their
+    recordings are deleted at Twilio by retried jobs (listed in the export).
     Times, queues, outcomes, durations and scores stay, so reports do not change. Audited as
     `customer.erased` with the reason and counts, never the erased values. Erasing an erased
     customer, or one with an interaction in progress, is a 409."""

@@ -7,8 +7,14 @@ figures afterwards; what identifies or describes the person is removed in one tr
 
 from __future__ import annotations
 
+import json
+import logging
+import xml.etree.ElementTree as ET
+from html import escape
 from typing import Any
+from urllib.parse import quote, quote_plus
 
+import redis
 import sqlalchemy as sa
 
 from contact_center import audit
@@ -18,7 +24,15 @@ from contact_center.customers.models import ERASED_STATUS, Customer, CustomerNot
 from contact_center.db_types import isoformat, utcnow
 from contact_center.errors import Conflict
 from contact_center.extensions import db
+from contact_center.recording_deletions import (
+    for_customer,
+    queue_deletions,
+    recording_sid,
+    request_deletions,
+)
+from contact_center.webhook_receipts import WebhookReceipt
 
+log = logging.getLogger(__name__)
 REDACTED = "[erased]"
 # Message kinds the customer writes or leaves (their address is the sender)...
 CUSTOMER_SENT = ("inbound", "bounce", "voicemail")
@@ -71,6 +85,7 @@ def export(customer: Customer, actor: User) -> dict[str, Any]:
                 customer.id, ticket_ids, [c.id for c in complaints], [i.id for i in interactions]
             )
         ],
+        "recording_deletions": [_deletion(d) for d in for_customer(customer.id)],
     }
     audit.record(
         "customer.exported",
@@ -85,6 +100,18 @@ def export(customer: Customer, actor: User) -> dict[str, Any]:
     )
     db.session.commit()
     return document
+
+
+def _deletion(deletion: Any) -> dict[str, Any]:
+    return {
+        "recording_sid": deletion.recording_sid,
+        "reason": deletion.reason,
+        "status": deletion.status,
+        "attempts": deletion.attempts,
+        "last_error": deletion.last_error,
+        "requested_at": isoformat(deletion.requested_at),
+        "deleted_at": isoformat(deletion.deleted_at),
+    }
 
 
 def _user(user: User | None) -> str | None:
@@ -301,8 +328,10 @@ def erase(customer: Customer, actor: User, reason: str) -> Customer:
     """Anonymise a customer and what they told us, keeping every figure reports count.
 
     Refused (409) for a customer already erased or with an interaction still in progress.
-    Recordings are stored at Twilio; we hold only their URLs, which are dropped (there is
-    no recording-deletion call to Twilio yet).
+    Their recordings are deleted at Twilio by retried jobs queued after the commit (see
+    recording_deletions), so a Twilio outage neither delays nor fails the erasure. Stored
+    copies of their name, numbers and addresses (webhook answers kept for retries, routing
+    decision records, audit entries, message headers, failed deferred webhooks) are scrubbed.
     """
     from contact_center.routing.models import Interaction
 
@@ -316,11 +345,22 @@ def erase(customer: Customer, actor: User, reason: str) -> Customer:
     if live is not None:
         raise Conflict("The customer has an interaction in progress: erase them once it ends.")
     addresses = {i.value for i in customer.identities}
+    values = personal_values(customer.name, addresses)
+    recordings: list[str | None] = []
+    interactions = _erase_interactions(customer.id, addresses, values, recordings)
+    tickets = _erase_tickets(customer.id, addresses, values, recordings)
+    deletions = request_deletions(recordings, reason="erasure", customer_id=customer.id)
+    # Webhooks about their calls (CallSids) and recordings (RecordingSids).
+    receipt_keys = interactions["call_sids"] | {s for s in map(recording_sid, recordings) if s}
     counts = {
         "identities": len(customer.identities),
         "notes": len(customer.notes),
-        "interactions": _erase_interactions(customer.id, addresses),
-        **_erase_tickets(customer.id, addresses),
+        "interactions": interactions["interactions"],
+        **tickets,
+        "recordings": len(deletions),
+        "webhook_receipts": scrub_receipts(receipt_keys, values),
+        "reservations": _scrub_reservations(interactions["ids"], values),
+        "audit_entries": scrub_audit(values),
     }
     customer.name = f"Erased customer {customer.id}"
     customer.identities = []
@@ -339,10 +379,14 @@ def erase(customer: Customer, actor: User, reason: str) -> Customer:
         after={"reason": reason, **counts},
     )
     db.session.commit()
+    queue_deletions(deletions)
+    scrub_failed_deferred(values)
     return customer
 
 
-def _erase_interactions(customer_id: int, addresses: set[str]) -> int:
+def _erase_interactions(
+    customer_id: int, addresses: set[str], values: list[str], recordings: list[str | None]
+) -> dict[str, Any]:
     from contact_center.routing.models import Interaction
 
     conditions = [Interaction.customer_id == customer_id]
@@ -353,7 +397,18 @@ def _erase_interactions(customer_id: int, addresses: set[str]) -> int:
             Interaction.to_address.in_(addresses),
         ]
     interactions = list(db.session.scalars(sa.select(Interaction).where(sa.or_(*conditions))))
+    call_sids: set[str] = set()
     for interaction in interactions:
+        call_sids.update(
+            sid
+            for sid in (
+                interaction.external_id,
+                interaction.agent_call_sid,
+                interaction.consult_call_sid,
+            )
+            if sid
+        )
+        recordings.append(interaction.recording_url)
         customer_side = "to_address" if interaction.direction == "outbound" else "from_address"
         setattr(interaction, customer_side, None)
         if interaction.to_address in addresses:
@@ -363,11 +418,18 @@ def _erase_interactions(customer_id: int, addresses: set[str]) -> int:
         interaction.notes = None
         interaction.satisfaction_comment = None
         interaction.recording_url = None
-    redact_audit("interaction", [i.id for i in interactions])
-    return len(interactions)
+        # A mail's Message-ID can carry their address. (Scrubbed, it no longer recognises a
+        # redelivery of that mail; providers stop delivering once they had a 2xx.)
+        if interaction.external_id and interaction.channel == "email":
+            interaction.external_id = scrub_text(interaction.external_id, values)
+    ids = [i.id for i in interactions]
+    redact_audit("interaction", ids)
+    return {"interactions": len(interactions), "call_sids": call_sids, "ids": ids}
 
 
-def _erase_tickets(customer_id: int, addresses: set[str]) -> dict[str, int]:
+def _erase_tickets(
+    customer_id: int, addresses: set[str], values: list[str], recordings: list[str | None]
+) -> dict[str, int]:
     from contact_center.complaints.models import Complaint
     from contact_center.tickets.models import Ticket
 
@@ -378,7 +440,12 @@ def _erase_tickets(customer_id: int, addresses: set[str]) -> dict[str, int]:
         ticket.subject = REDACTED
         ticket.custom_fields = {}
         for message in ticket.messages:
+            recordings.append(message.recording_url)
             redact_message(message, addresses)
+            # Mail headers that can carry their address (Message-IDs of their thread).
+            for header in ("message_id", "in_reply_to", "references"):
+                if getattr(message, header):
+                    setattr(message, header, scrub_text(getattr(message, header), values))
             messages += 1
     complaints = list(
         db.session.scalars(sa.select(Complaint).where(Complaint.ticket_id.in_(ticket_ids)))
@@ -432,3 +499,145 @@ def redact_audit(object_type: str, ids: list[int]) -> None:
                     side,
                     {k: REDACTED if k in PERSONAL_AUDIT_KEYS else v for k, v in values.items()},
                 )
+
+
+# ---------------------------------------------------------------- stored copies
+
+
+def personal_values(name: str | None, addresses: set[str]) -> list[str]:
+    """The strings that identify a customer (name, numbers, addresses) as stored copies may
+    hold them: as given, XML-escaped (TwiML), URL-encoded and JSON-escaped; longest first."""
+    values: set[str] = set()
+    for value in {name or "", *addresses}:
+        if len(value.strip()) < 3:  # "" or initials: replacing them would garble everything
+            continue
+        values.update(
+            {
+                value,
+                escape(value),
+                escape(value, quote=False),
+                quote(value, safe=""),
+                quote_plus(value),
+                json.dumps(value)[1:-1],
+            }
+        )
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub_text(text: str, values: list[str]) -> str:
+    """`text` with every personal value replaced by REDACTED."""
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def scrub_json(data: Any, values: list[str]) -> Any:
+    """JSON data with every personal value in its strings (keys too) replaced."""
+    if isinstance(data, str):
+        return scrub_text(data, values)
+    if isinstance(data, list):
+        return [scrub_json(item, values) for item in data]
+    if isinstance(data, dict):
+        return {scrub_text(k, values): scrub_json(v, values) for k, v in data.items()}
+    return data
+
+
+def scrub_receipts(sids: set[str], values: list[str]) -> int:
+    """Scrub the stored answers to webhooks about these CallSids and RecordingSids.
+
+    The receipt (its key, status code and content type) stays, so a retried webhook is still
+    answered from it without being processed again; only the personal values in its body go.
+    Returns how many receipts changed.
+    """
+    changed = 0
+    ordered = sorted(sids)
+    for start in range(0, len(ordered), 100):
+        about = [
+            condition
+            for sid in ordered[start : start + 100]
+            for condition in (
+                WebhookReceipt.key.like(f"%:{sid}"),
+                WebhookReceipt.key.like(f"%:{sid}:%"),
+            )
+        ]
+        for receipt in db.session.scalars(sa.select(WebhookReceipt).where(sa.or_(*about))):
+            body = scrub_text(receipt.body, values)
+            if body != receipt.body and "xml" in receipt.content_type:
+                body = _scrub_twiml(receipt.body, values) or body
+            if body != receipt.body:
+                receipt.body = body
+                changed += 1
+    return changed
+
+
+def _scrub_twiml(body: str, values: list[str]) -> str | None:
+    """TwiML with the values replaced in its text and attribute values only, so a name that
+    is also a verb's name (Say, Dial) cannot break the markup; None if it does not parse."""
+    declaration, _, markup = body.rpartition("?>") if body.startswith("<?xml") else ("", "", body)
+    try:
+        root = ET.fromstring(markup)  # noqa: S314  (our own stored answer)
+    except ET.ParseError:
+        return None
+    for element in root.iter():
+        element.text = scrub_text(element.text, values) if element.text else element.text
+        element.tail = scrub_text(element.tail, values) if element.tail else element.tail
+        for name, value in element.attrib.items():
+            element.attrib[name] = scrub_text(value, values)
+    prefix = f"{declaration}?>" if declaration else ""
+    return prefix + ET.tostring(root, encoding="unicode")
+
+
+def _scrub_reservations(interaction_ids: list[int], values: list[str]) -> int:
+    """Scrub the routing decision records ("why this agent") and reasons of these offers."""
+    from contact_center.routing.models import Reservation
+
+    changed = 0
+    for start in range(0, len(interaction_ids), 500):
+        chunk = interaction_ids[start : start + 500]
+        for reservation in db.session.scalars(
+            sa.select(Reservation).where(Reservation.interaction_id.in_(chunk))
+        ):
+            decision = scrub_json(reservation.decision or {}, values)
+            reason = scrub_text(reservation.reason, values) if reservation.reason else None
+            if decision != (reservation.decision or {}) or reason != reservation.reason:
+                reservation.decision, reservation.reason = decision, reason
+                changed += 1
+    return changed
+
+
+def scrub_audit(values: list[str]) -> int:
+    """Scrub the personal values out of every audit entry that holds one (any object: a
+    staff member's change may quote a customer); the entries and their keys stay."""
+    if not values:
+        return 0
+    text = [sa.cast(column, sa.Text) for column in (AuditEvent.before, AuditEvent.after)]
+    holds = [t.contains(value, autoescape=True) for t in text for value in values]
+    changed = 0
+    for event in db.session.scalars(sa.select(AuditEvent).where(sa.or_(*holds))):
+        for side in ("before", "after"):
+            data = getattr(event, side)
+            if data:
+                setattr(event, side, scrub_json(data, values))
+        changed += 1
+    return changed
+
+
+def scrub_failed_deferred(values: list[str]) -> int:
+    """Scrub the voice webhooks a replay could not store (kept in Redis for a person to look
+    at) that name the customer; the ones still waiting for replay are left to it."""
+    from contact_center.redis_client import get_redis
+    from webhooks.deferred import FAILED_KEY
+
+    changed = 0
+    try:
+        client = get_redis()
+        for index, raw in enumerate(client.lrange(FAILED_KEY, 0, -1)):
+            entry = json.loads(raw)
+            scrubbed = scrub_json(entry, values)
+            if scrubbed != entry:
+                client.lset(FAILED_KEY, index, json.dumps(scrubbed))
+                changed += 1
+    except redis.RedisError:
+        log.exception("failed deferred webhooks not scrubbed (Redis unavailable)")
+    return changed

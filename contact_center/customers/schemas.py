@@ -184,3 +184,11 @@ class CustomerExportSchema(Schema):
     interactions = fields.List(fields.Dict())
     surveys = fields.List(fields.Dict())
     audit = fields.List(fields.Dict(), metadata={"description": "Entries about them and theirs"})
+    recording_deletions = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "Their recordings deleted at Twilio (or pending, with the attempts "
+            "and last error): recording_sid, reason, status, attempts, last_error, "
+            "requested_at, deleted_at"
+        },
+    )

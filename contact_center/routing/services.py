@@ -1970,6 +1970,10 @@ def run_due_timers(now: float | None = None, limit: int = 100) -> int:
                 from contact_center.tickets.outbound import retry_send
 
                 retry_send(int(rest))
+            elif kind == "recording":
+                from contact_center.recording_deletions import retry_deletion
+
+                retry_deletion(int(rest))
             else:
                 log.warning("unknown routing timer %s", name)
         except Exception:
@@ -2095,6 +2099,10 @@ def rebuild_state(force: bool = False) -> dict[str, int]:
 
         for message_id in unsent_message_ids():  # their jobs were in the Redis that was lost
             store.add_timer(f"mail:{message_id}", now.timestamp())
+        from contact_center.recording_deletions import pending_ids
+
+        for deletion_id in pending_ids():  # recordings still to delete at Twilio
+            store.add_timer(f"recording:{deletion_id}", now.timestamp())
         handed_on = db.session.scalars(
             sa.select(Interaction).where(Interaction.handoff_wrapup_until.is_not(None))
         ).all()

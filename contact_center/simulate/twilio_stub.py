@@ -1,7 +1,8 @@
 """A local Twilio-compatible REST server that records the calls it receives.
 
 It speaks the part of Twilio's 2010-04-01 API we use (create, update and fetch Calls;
-list Conferences, add and update their Participants, pause and resume their Recordings),
+list Conferences, add and update their Participants, pause and resume their Recordings,
+delete Recordings),
 checks HTTP basic auth like Twilio, and answers with Twilio-shaped JSON. Point
 TWILIO_API_BASE_URL at it. Run standalone: `python -m contact_center.simulate.twilio_stub`.
 
@@ -38,6 +39,9 @@ CONFERENCES_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Conferences"
     r"(?:/(?P<conference>CF\w+)/(?:Participants(?:/(?P<participant>CA\w+))?"
     r"|Recordings/(?P<recording>RE\w+|Twilio\.CURRENT)))?\.json$"
+)
+RECORDINGS_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Recordings/(?P<sid>RE\w+)\.json$"
 )
 CALLS_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls(?:/(?P<sid>CA\w+))?\.json$"
@@ -79,6 +83,10 @@ class StubState:
     max_recorded: int | None = None
     # Told of every update of a known call, under the lock: (CallSid, form).
     on_update: Any = None
+    # RecordingSids deleted (204), in order; a second DELETE of one gets Twilio's 404.
+    deleted_recordings: list[str] = field(default_factory=list)
+    # Answer the next this-many recording DELETEs with a 500 (a Twilio outage).
+    fail_recording_deletes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
 
@@ -150,6 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
         conference = CONFERENCES_PATH.match(path)
         if conference is not None and conference["account"] == state.account_sid:
             self._conference(method, path, conference, query_string)
+            return
+        recording = RECORDINGS_PATH.match(path)
+        if recording is not None and recording["account"] == state.account_sid:
+            self._recording(method, path, recording["sid"])
             return
         if match is None or match["account"] != state.account_sid:
             self._send(404, {"code": 20404, "message": "Not found", "status": 404})
@@ -262,6 +274,35 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _recording(self, method: str, path: str, sid: str) -> None:
+        """DELETE a recording: 204 once, then 404 as Twilio answers for one already gone."""
+        state = self.server.state
+        with state.changed:
+            state.requests.append(RecordedRequest(method, path, {}, None))
+            state.changed.notify_all()
+            if method != "DELETE":
+                status = 405
+            elif state.fail_recording_deletes > 0:
+                state.fail_recording_deletes -= 1
+                status = 500
+            elif sid in state.deleted_recordings:
+                status = 404
+            else:
+                state.deleted_recordings.append(sid)
+                status = 204
+        if status == 204:
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        message = {404: f"Recording {sid} not found", 405: "Method not allowed"}
+        code = {404: 20404, 405: 20004, 500: 20500}[status]
+        text = message.get(status, "Internal server error (the stub's outage)")
+        self._send(status, {"code": code, "message": text, "status": status})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")
+
     def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
         self._handle("POST")
 
@@ -305,6 +346,8 @@ class TwilioStubServer(ThreadingHTTPServer):
             self.state.follow_redirects = False
             self.state.max_recorded = None
             self.state.on_update = None
+            self.state.deleted_recordings.clear()
+            self.state.fail_recording_deletes = 0
 
     # ------------------------------------------------------------ callbacks to the app
 

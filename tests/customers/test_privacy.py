@@ -8,12 +8,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from contact_center import audit
 from contact_center.audit import AuditEvent
 from contact_center.customers.models import Customer, CustomerIdentity, CustomerNote
+from contact_center.db_types import utcnow
 from contact_center.extensions import db
-from contact_center.routing.models import Interaction
+from contact_center.recording_deletions import RecordingDeletion, delete_recording
+from contact_center.redis_client import get_redis
+from contact_center.routing import services as routing
+from contact_center.routing.models import Interaction, Reservation
 from contact_center.tickets.models import MailAttachment, Ticket, TicketMessage
+from contact_center.webhook_receipts import WebhookReceipt
+from tests.conftest import ACCOUNT_SID, VOICE, call_sid
 from tests.tickets.test_email_inbound import make_mail
+from webhooks.deferred import FAILED_KEY
 
 PHONE = "+447700900123"
 EMAIL = "mei@example.org"
@@ -27,6 +35,17 @@ ROOT_CAUSE = "Courier lost the card sent to Mei at Acacia Avenue"
 START = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
 DAY = {"from": "2024-03-05", "to": "2024-03-05"}
 PERSONAL = (PHONE, EMAIL, NAME, NOTE, "Acacia", STAFF_NOTE, CALL_NOTES, COMMENT, "Card not arr")
+RECORDING_SID = "RE" + "a1" * 16
+RECORDING_URL = (
+    f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}"
+)
+VOICEMAIL_SID = "RE" + "b2" * 16
+CALLER_ID = "+15005550006"
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "TWILIO_CALLER_ID": CALLER_ID}
 
 
 @pytest.fixture
@@ -100,7 +119,7 @@ def mei(client, people, post_mail, make_queue):
                 duration_s=180,
                 disposition="card_reissued",
                 notes=CALL_NOTES,
-                recording_url="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+                recording_url=RECORDING_URL,
                 satisfaction=5,
                 satisfaction_comment=COMMENT,
             ),
@@ -162,7 +181,7 @@ def test_export_holds_everything_about_the_customer_and_is_audited(client, peopl
     assert calls[0]["from"] == PHONE and calls[0]["notes"] == CALL_NOTES
     assert calls[0]["queue"] == "Sales" and calls[0]["duration_s"] == 180
     assert calls[0]["created_at"] == "2024-03-05T09:00:00Z"
-    assert calls[0]["recording"]["url"].endswith("/RE1")
+    assert calls[0]["recording"]["url"] == RECORDING_URL
     assert {"kind": "csat", "interaction_id": calls[0]["id"], "score": 5, "comment": COMMENT} in (
         doc["surveys"]
     )
@@ -274,3 +293,198 @@ def test_erasure_waits_for_an_interaction_in_progress(client, people, mei, post_
     customer = db.session.get(Customer, mei)
     assert customer.name == NAME and len(customer.identities) == 2
     assert "customer.erased" not in _all_audit()
+
+
+# ---------------------------------------------------------------- recordings at Twilio
+
+
+def _recording_deletes(twilio_stub, sid: str) -> list:
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}.json"
+    return [r for r in twilio_stub.state.requests if r.method == "DELETE" and r.path == path]
+
+
+def _erase(client, people, customer_id: int) -> None:
+    response = client.post(
+        f"/api/v1/customers/{customer_id}/erase", json={"reason": "SAR-7"}, headers=people["admin"]
+    )
+    assert response.status_code == 200, response.get_json()
+
+
+def _deletions(client, people, customer_id: int) -> dict[str, dict]:
+    export = client.get(f"/api/v1/customers/{customer_id}/export", headers=people["supervisor"])
+    assert export.status_code == 200
+    return {d["recording_sid"]: d for d in export.get_json()["recording_deletions"]}
+
+
+def _fire_timers() -> int:
+    """Fire every routing timer as if its time had come (retries wait minutes)."""
+    return routing.run_due_timers(now=utcnow().timestamp() + 86400)
+
+
+def test_erasure_deletes_recordings_at_twilio_once_through_an_outage(
+    client, people, mei, twilio_stub, run_jobs
+):
+    ticket = db.session.scalars(sa.select(Ticket).where(Ticket.customer_id == mei)).first()
+    voicemail_url = RECORDING_URL.replace(RECORDING_SID, VOICEMAIL_SID)
+    db.session.add(TicketMessage(ticket=ticket, kind="voicemail", recording_url=voicemail_url))
+    db.session.commit()
+    twilio_stub.state.fail_recording_deletes = 1  # Twilio's first answer is a 500
+
+    _erase(client, people, mei)  # answered without waiting for Twilio
+    assert twilio_stub.state.deleted_recordings == []
+    pending = _deletions(client, people, mei)
+    assert set(pending) == {RECORDING_SID, VOICEMAIL_SID}
+    assert {d["status"] for d in pending.values()} == {"pending"}
+    assert {d["reason"] for d in pending.values()} == {"erasure"}
+
+    run_jobs()
+    after_outage = _deletions(client, people, mei)
+    failed = [d for d in after_outage.values() if d["status"] == "pending"]
+    assert len(failed) == 1 and failed[0]["attempts"] == 1
+    assert failed[0]["last_error"] == "HTTP 500: TwilioRestException"
+    assert len(twilio_stub.state.deleted_recordings) == 1
+
+    assert _fire_timers() >= 1  # the back-off is over: the job is queued again
+    run_jobs()
+    done = _deletions(client, people, mei)
+    assert {d["status"] for d in done.values()} == {"deleted"}
+    assert all(d["deleted_at"] and d["last_error"] is None for d in done.values())
+    assert sorted(twilio_stub.state.deleted_recordings) == sorted([RECORDING_SID, VOICEMAIL_SID])
+    failed_sid = failed[0]["recording_sid"]
+    assert len(_recording_deletes(twilio_stub, failed_sid)) == 2  # the 500, then the 204
+    other = VOICEMAIL_SID if failed_sid == RECORDING_SID else RECORDING_SID
+    assert len(_recording_deletes(twilio_stub, other)) == 1
+
+    # Done is done: neither a rebuild, nor stray timers, nor a job run again asks Twilio.
+    routing.rebuild_state(force=True)
+    _fire_timers()
+    for deletion_id in db.session.scalars(sa.select(RecordingDeletion.id)):
+        assert delete_recording(deletion_id) == "nothing to delete"
+    run_jobs()
+    assert len(twilio_stub.state.deleted_recordings) == 2
+    assert len([r for r in twilio_stub.state.requests if r.method == "DELETE"]) == 3
+
+
+def test_a_recording_twilio_no_longer_has_counts_as_deleted(
+    client, people, mei, twilio_stub, run_jobs
+):
+    twilio_stub.state.deleted_recordings.append(RECORDING_SID)  # deleted in Twilio's console
+    _erase(client, people, mei)
+    run_jobs()
+    assert len(_recording_deletes(twilio_stub, RECORDING_SID)) == 1  # answered 404
+    row = db.session.scalars(sa.select(RecordingDeletion)).one()
+    db.session.refresh(row)
+    assert (row.status, row.attempts, row.customer_id) == ("deleted", 1, mei)
+
+
+def test_pending_deletions_survive_a_redis_loss(client, people, mei, twilio_stub, run_jobs):
+    _erase(client, people, mei)
+    get_redis().flushdb()  # the queued job is lost with Redis
+    assert run_jobs() is False
+    assert twilio_stub.state.deleted_recordings == []
+    routing.rebuild_state(force=True)  # re-arms the pending deletion
+    assert _fire_timers() >= 1
+    run_jobs()
+    assert twilio_stub.state.deleted_recordings == [RECORDING_SID]
+
+
+# ---------------------------------------------------------------- stored copies
+
+
+def _place_call(client, people, customer_id: int) -> Interaction:
+    """Click-to-call from Alice to the customer: the agent leg's TwiML whispers their name."""
+    routing.set_agent_status(people["alice"], "available")
+    started = client.post(f"/api/v1/customers/{customer_id}/call", json={}, headers=people["agent"])
+    assert started.status_code == 201, started.get_json()
+    return db.session.get(Interaction, started.get_json()["id"])
+
+
+def test_erasure_scrubs_stored_copies_and_retried_webhooks_stay_idempotent(
+    client, people, mei, twilio_post, twilio_stub
+):
+    # A click-to-call whose agent leg was told "Calling Mei Chen."
+    call = _place_call(client, people, mei)
+    agent_leg = {"CallSid": call.agent_call_sid}
+    query = {"leg": "agent"}
+    whisper = twilio_post(f"{VOICE}/outbound/{call.id}", agent_leg, query=query)
+    assert f"Calling {NAME}.".encode() in whisper.data
+    dialled = len([r for r in twilio_stub.state.requests if r.path.endswith("/Calls.json")])
+    db.session.refresh(call)
+    call.status, call.outcome, call.ended_at = "ended", "no_answer", utcnow()
+    routing.set_agent_status(people["alice"], "offline")
+    db.session.commit()
+    # A real incoming call from their number, ended by its status callback.
+    incoming = {"CallSid": call_sid(9), "From": PHONE, "To": "+442000000000"}
+    first = twilio_post(VOICE, incoming)
+    assert first.status_code == 200
+    ended = {"CallSid": call_sid(9), "CallStatus": "completed", "SequenceNumber": "1"}
+    assert twilio_post(f"{VOICE}/status", {**ended, "CallDuration": "30"}).status_code == 200
+    # The callback offered for the abandoned call has been made.
+    db.session.execute(sa.update(Interaction).values(status="ended"))
+    # An agent's reason for declining, a staff change quoting them, a replay that failed.
+    db.session.add(
+        Reservation(
+            id="r-mei-1",
+            interaction_id=call.id,
+            agent_id=people["alice"].id,
+            status="rejected",
+            expires_at=utcnow(),
+            reason=f"{NAME} asked for Bob",
+            decision={"step": "agent free", "note": f"caller {PHONE}"},
+        )
+    )
+    audit.record("softphone.dialled", "user", people["alice"].id, after={"to": PHONE})
+    db.session.commit()
+    failed = {"path": f"{VOICE}/status", "form": [["From", PHONE]], "call_sid": call_sid(9)}
+    get_redis().rpush(FAILED_KEY, json.dumps(failed))
+    interactions = db.session.scalar(sa.select(sa.func.count()).select_from(Interaction))
+
+    _erase(client, people, mei)
+
+    db.session.expire_all()
+    bodies = " ".join(db.session.scalars(sa.select(WebhookReceipt.body)))
+    assert all(value not in bodies for value in (NAME, PHONE, EMAIL)), bodies
+    assert "Calling [erased]." in bodies
+    reservation = db.session.get(Reservation, "r-mei-1")
+    assert reservation.reason == "[erased] asked for Bob"
+    assert reservation.decision == {"step": "agent free", "note": "caller [erased]"}
+    assert PHONE not in _all_audit() and "softphone.dialled" in _all_audit()
+    assert PHONE not in " ".join(get_redis().lrange(FAILED_KEY, 0, -1))
+    erased = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "customer.erased")
+    ).one()
+    assert erased.after["webhook_receipts"] >= 1 and erased.after["reservations"] == 1
+
+    # Retried deliveries get the stored (scrubbed) answers and change nothing.
+    again = twilio_post(VOICE, incoming)
+    assert (again.status_code, again.data) == (200, first.data)
+    replayed = twilio_post(f"{VOICE}/outbound/{call.id}", agent_leg, query=query)
+    assert replayed.status_code == 200
+    assert b"Calling [erased]." in replayed.data and NAME.encode() not in replayed.data
+    assert twilio_post(f"{VOICE}/status", {**ended, "CallDuration": "30"}).status_code == 200
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == interactions
+    assert len([r for r in twilio_stub.state.requests if r.path.endswith("/Calls.json")]) == (
+        dialled
+    )
+    calls = db.session.scalars(sa.select(Interaction).where(Interaction.channel == "voice"))
+    assert all(i.from_address != PHONE and i.to_address != PHONE for i in calls)
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(Customer).where(Customer.status != "erased")
+        )
+        == 0
+    )
+
+
+def test_erasure_scrubs_their_address_from_mail_headers(client, people, mei, post_mail):
+    message_id = f"<20240305.{EMAIL}>"
+    raw = make_mail(sender=EMAIL, subject="Re: Card", message_id=message_id)
+    assert post_mail(raw).status_code < 300
+    db.session.execute(sa.update(Interaction).values(status="ended"))
+    db.session.commit()
+    _erase(client, people, mei)
+    db.session.expire_all()
+    ids = [m.message_id or "" for m in db.session.scalars(sa.select(TicketMessage))]
+    ids += [i.external_id or "" for i in db.session.scalars(sa.select(Interaction))]
+    assert "<20240305.[erased]>" in ids and all(EMAIL not in i for i in ids)
