@@ -25,7 +25,7 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
@@ -569,7 +569,7 @@ class Simulation:
         holder = self.open_offers.get(interaction_id)
         if holder is not None and holder[1] > now and holder[0] != id(agent):
             self.counts["double_offers"] += 1
-        self.open_offers[interaction_id] = (id(agent), now + _seconds_left(offer))
+        self.open_offers[interaction_id] = (id(agent), now + _rings_for(offer))
         self.reservations[offer.get("reservation_id")] = interaction_id
         agent.held += 1
         contact, entered = self._contact_of(interaction)
@@ -788,6 +788,18 @@ def _parse(twiml: str) -> ElementTree.Element | None:
         return ElementTree.fromstring(twiml)  # noqa: S314  (our own server's TwiML)
     except ElementTree.ParseError:
         return None
+
+
+def _rings_for(offer: dict) -> float:
+    """How much longer an offer stands, by the server's expiry on the wall clock. A late
+    delivery (a loaded server) does not extend it, so a second agent offered the interaction
+    after it expired is not taken for a double offer. Never longer than `_seconds_left`:
+    with a remote server's clock ahead, the check errs on the side of seeing fewer."""
+    try:
+        expires = datetime.fromisoformat(offer["expires_at"].replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return _seconds_left(offer)
+    return min(_seconds_left(offer), max(0.0, (expires - datetime.now(UTC)).total_seconds()))
 
 
 def _seconds_left(offer: dict) -> float:
