@@ -43,6 +43,10 @@ TO_NUMBER = "+441632960000"  # Ofcom's drama range: never a real line
 REQUEST_TIMEOUT_S = 60.0
 # After the drain, how long callers' last two webhooks may still take (each times out).
 LAST_WEBHOOKS_S = 2 * REQUEST_TIMEOUT_S + 10.0
+# An agent's event refused as `unavailable` (the server could not reach its database in
+# time) is sent again, as a person clicks again, this many times in all, this far apart.
+UNAVAILABLE_TRIES = 5
+UNAVAILABLE_PAUSE_S = 1.0
 
 
 @dataclass
@@ -548,11 +552,18 @@ class Simulation:
         """An agent's event and its ack (None when refused). A refusal with code `late` is
         a race the simulator expects (the caller hung up as the agent accepted): counted, not
         an error."""
-        try:
-            ack = await agent.sio.call(event, payload, namespace="/agent", timeout=60)
-        except Exception as error:
-            self.errors[f"{event}:{type(error).__name__}"] += 1
-            return None
+        for attempt in range(UNAVAILABLE_TRIES):
+            try:
+                ack = await agent.sio.call(event, payload, namespace="/agent", timeout=60)
+            except Exception as error:
+                self.errors[f"{event}:{type(error).__name__}"] += 1
+                return None
+            if ack.get("ok") or ack.get("error", {}).get("code") != "unavailable":
+                break
+            # The server was too busy to reach its database: the agent clicks again.
+            self.counts[f"{event}_unavailable"] += 1
+            if attempt + 1 < UNAVAILABLE_TRIES:
+                await asyncio.sleep(UNAVAILABLE_PAUSE_S)
         if not ack.get("ok"):
             code = ack.get("error", {}).get("code")
             if code == late:
