@@ -396,6 +396,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/4")
     parser.add_argument("--keep-logs", action="store_true", help="print where the logs are")
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the database (its name is printed)"
+    )
     args = parser.parse_args()
     if urlparse(args.redis_url).path.strip("/") in ("", "0"):
         parser.error("--redis-url must name a dedicated DB other than 0 (it is flushed)")
@@ -689,7 +692,9 @@ def main() -> int:
             rclient.flushdb()
             rclient.close()
         finally:
-            if created:
+            if created and args.keep_db:
+                print(f"database kept: {db_name}", file=sys.stderr)
+            elif created:
                 with psycopg.connect(admin_url, autocommit=True) as conn:
                     conn.execute(
                         sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(

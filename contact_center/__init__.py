@@ -37,7 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(app.config["SQLALCHEMY_DATABASE_URI"]),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(app.config),
         MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -64,10 +64,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _engine_options(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
+def _engine_options(config: Any) -> dict[str, Any]:
+    pool = {
+        "pool_size": config["DB_POOL_SIZE"],
+        "max_overflow": config["DB_MAX_OVERFLOW"],
+        "pool_timeout": config["DB_POOL_TIMEOUT_S"],
+    }
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # The web server, socket handlers and worker threads share one SQLite file.
         return {
+            **pool,
             "connect_args": {"check_same_thread": False, "timeout": 30},
             "hide_parameters": True,  # error logs must not carry customers' data
         }
@@ -76,8 +82,7 @@ def _engine_options(url: str) -> dict[str, Any]:
     # checkout: see _ping_idle); recycling bounds a connection's age below proxy and
     # server limits.
     return {
-        "pool_size": 20,
-        "max_overflow": 20,
+        **pool,
         "pool_use_lifo": True,
         "pool_recycle": 1800,
         "hide_parameters": True,  # error logs must not carry customers' data

@@ -49,6 +49,9 @@ ENV_VARS = (
     "RETENTION_CLOSED_TICKETS_DAYS",
     "RETENTION_WEBHOOK_RECEIPTS_DAYS",
     "MAIL_SEND_LEASE_S",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_POOL_TIMEOUT_S",
 )
 
 
@@ -118,6 +121,11 @@ def default_config(instance_path: str) -> dict[str, Any]:
         # Stored webhook answers only need to outlive a provider's retries (Twilio's are
         # within minutes): a few days keeps every retry idempotent.
         "RETENTION_WEBHOOK_RECEIPTS_DAYS": 3,
+        # Database connections per process (PostgreSQL): kept, extra under load, and how long
+        # a request waits for one before it is answered 503 (a voice webhook: the fallback).
+        "DB_POOL_SIZE": 20,
+        "DB_MAX_OVERFLOW": 20,
+        "DB_POOL_TIMEOUT_S": 30,
         "TESTING": False,
     }
 
@@ -137,6 +145,9 @@ _INT_KEYS = {
     "RETENTION_CLOSED_TICKETS_DAYS",
     "RETENTION_WEBHOOK_RECEIPTS_DAYS",
     "MAIL_SEND_LEASE_S",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_POOL_TIMEOUT_S",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
 VOICE_TOKEN_TTL_RANGE = (60, 86400)
@@ -198,6 +209,9 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
     ):
         if int(config.get(key) or 0) < 0:
             raise RuntimeError(f"{key} must be 0 (keep forever) or a number of days")
+    for key, least in (("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("DB_POOL_TIMEOUT_S", 1)):
+        if int(config[key]) < least:
+            raise RuntimeError(f"{key} must be at least {least}")
     return config
 
 

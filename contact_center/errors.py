@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 CODES = {
@@ -57,6 +65,29 @@ class NotFound(APIError):
         super().__init__(404, message)
 
 
+log = logging.getLogger(__name__)
+
+# How long a client is asked to wait before trying again when the database is out of reach.
+UNAVAILABLE_RETRY_AFTER_S = 5
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database could not be reached (down, or no pooled
+    connection free in time under load), not a bad statement."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def unavailable() -> APIError:
+    """The refusal for a request the database could not serve: try again shortly."""
+    return APIError(
+        503,
+        "The service is briefly unavailable; try again shortly.",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+    )
+
+
 def error_response(error: APIError):
     """A Flask response for an APIError."""
     response = jsonify(error.to_dict())
@@ -102,6 +133,20 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(
             APIError(422, "The request is well-formed but some fields are invalid.", fields=fields)
         )
+
+    @app.errorhandler(SQLAlchemyError)
+    def handle_database_error(error: SQLAlchemyError):
+        if not database_unavailable(error):
+            raise error
+        # The type only: the error's text holds the statement's parameters (numbers, emails).
+        log.warning(
+            "database unavailable for %s %s: %s", request.method, request.path, type(error).__name__
+        )
+        try:
+            db.session.rollback()
+        except SQLAlchemyError:
+            db.session.remove()  # its connection is gone: start afresh next time
+        return error_response(unavailable())
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException):

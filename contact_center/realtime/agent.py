@@ -16,10 +16,11 @@ from flask import session
 from flask_login import current_user
 from flask_socketio import Namespace, disconnect, emit, join_room, leave_room
 from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy.exc import SQLAlchemyError
 
 from contact_center.agents.models import User
 from contact_center.agents.services import token_record, token_record_by_hash
-from contact_center.errors import APIError
+from contact_center.errors import APIError, database_unavailable, unavailable
 from contact_center.extensions import db
 from contact_center.realtime.events import AGENT_NAMESPACE, agent_room
 from contact_center.routing import services as routing
@@ -99,6 +100,19 @@ def agent_event(schema: type[Schema]) -> Callable:
     def decorator(handler: Callable) -> Callable:
         @functools.wraps(handler)
         def wrapper(self: AgentNamespace, data: Any = None) -> dict[str, Any]:
+            try:
+                return run(self, data)
+            except SQLAlchemyError as exc:
+                # Out of the database's reach (down, or no pooled connection in time under
+                # load): the agent is told to try again, not left waiting for an ack.
+                if not database_unavailable(exc):
+                    raise
+                log.warning("database unavailable for %s: %s", handler.__name__, type(exc).__name__)
+                db.session.remove()
+                error = unavailable()
+                return failure(error.code, error.message)
+
+        def run(self: AgentNamespace, data: Any) -> dict[str, Any]:
             agent = db.session.get(User, session.get("agent_id"))
             if (
                 agent is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,11 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm import make_transient_to_detached
 from twilio.base.exceptions import TwilioRestException
 
 from contact_center import audit
-from contact_center.agents.models import PRESENCES, User
+from contact_center.agents.models import PRESENCES, AgentSkill, User
 from contact_center.board import live, metrics
 from contact_center.customers.models import Customer
 from contact_center.customers.services import (
@@ -392,7 +393,7 @@ def _offer_pool(pool: str) -> list[Reservation]:
         )
         if offer is None:
             break
-        reservation = _record_offer(offer, now, step=f"tier {tier}")
+        reservation = _record_offer(offer, step=f"tier {tier}")
         if reservation is not None:
             offers.append(reservation)
     return offers
@@ -432,14 +433,18 @@ def _offer_agent(agent: User, members: list[Membership] | None = None) -> Reserv
         )
         if offer is None:
             return None
-        reservation = _record_offer(offer, now, step="agent free")
+        reservation = _record_offer(offer, step="agent free")
         if reservation is not None:
             return reservation
     return None
 
 
-def _record_offer(offer: Offer, now: datetime, *, step: str) -> Reservation | None:
+def _record_offer(offer: Offer, *, step: str) -> Reservation | None:
     """Record a reservation Redis made; undo it if the database says it cannot stand."""
+    # Timed once the script has run, not before: under load the script may run long after
+    # a time read before it, and the offer it closed for another agent (its time read
+    # before its own script) would then seem to overlap this one.
+    now = utcnow()
     if offer.waiting_key.startswith(f"{TAG}:pw:"):
         step = "preferred agent"
     decision = {
@@ -1243,7 +1248,7 @@ def enqueue(interaction: Interaction) -> list[Reservation]:
     if offer is None:
         return []
     tier = policy.parse_pool(pool)[3]
-    reservation = _record_offer(offer, now, step=f"tier {tier}")
+    reservation = _record_offer(offer, step=f"tier {tier}")
     if reservation is not None and offer.waiting_left == 0:
         return [reservation]  # nothing else waits there: no other match to look for
     offers = [reservation] if reservation is not None else []
@@ -1996,30 +2001,65 @@ def queue_waiting_keys(queue: Queue) -> list[str]:
 
 
 def _staffing_changed() -> None:
-    """An agent's presence changes here: this process counts staffed agents afresh (other
-    processes within STAFFED_CACHE_S)."""
-    current_app.extensions.pop("agents_staffed", None)
+    """An agent's presence changes here: this process counts staffed agents afresh at the
+    next ask (other processes within STAFFED_CACHE_S)."""
+    staffing = current_app.extensions.get("available_agents")
+    if staffing is not None:
+        staffing.counted_at = float("-inf")
+
+
+class _Staffing:
+    """The teams and skill levels of the agents available, as this process last read them,
+    and the queue counts worked out from that reading."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counted_at = float("-inf")
+        self.agents: list[tuple[str | None, dict[str, int]]] = []
+        self.counts: dict[tuple, int] = {}
+
+    def read(self) -> None:
+        levels: dict[int, dict[str, int]] = {}
+        teams: dict[int, str | None] = {}
+        rows = db.session.execute(
+            sa.select(User.id, User.team, AgentSkill.skill, AgentSkill.level)
+            .outerjoin(AgentSkill, AgentSkill.user_id == User.id)
+            .where(User.presence == "available")
+        )
+        for agent_id, team, skill, level in rows:
+            teams[agent_id] = team
+            agent_levels = levels.setdefault(agent_id, {})
+            if skill is not None:
+                agent_levels[skill] = level
+        self.agents = [(teams[agent_id], levels[agent_id]) for agent_id in teams]
+        self.counts = {}
+        self.counted_at = time.monotonic()
 
 
 def agents_staffed(queue: Queue) -> int:
     """Agents signed in (not away or offline) who qualify for the queue.
 
-    Every caller's hold loop asks (the estimated wait), so the count is kept per process for
-    STAFFED_CACHE_S: staffing moves by the minute, and an estimate a second old is as good.
+    Every caller's hold loop asks (the estimated wait), so the available agents are read
+    once per STAFFED_CACHE_S per process, by one request at a time: staffing moves by the
+    minute, and an estimate a second old is as good. While one request reads, the others
+    use the last reading rather than each reading it again.
     """
-    cache = current_app.extensions.setdefault("agents_staffed", {})
+    staffing = current_app.extensions.setdefault("available_agents", _Staffing())
+    if time.monotonic() - staffing.counted_at >= STAFFED_CACHE_S:
+        never_read = staffing.counted_at == float("-inf") and not staffing.agents
+        if staffing.lock.acquire(blocking=never_read):
+            try:
+                if time.monotonic() - staffing.counted_at >= STAFFED_CACHE_S:
+                    staffing.read()
+            finally:
+                staffing.lock.release()
     key = (queue.id, repr(queue.required_skills), repr(queue.teams))
-    cached = cache.get(key)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < STAFFED_CACHE_S:
-        return cached[1]
-    agents = db.session.scalars(
-        sa.select(User).options(selectinload(User.skills)).where(User.presence == "available")
-    )
-    requirement = _tiers(queue, "")[0]
-    staffed = sum(1 for a in agents if requirement.admits(a.skill_levels(), a.team))
-    cache[key] = (now, staffed)
-    return staffed
+    if key not in staffing.counts:
+        requirement = _tiers(queue, "")[0]
+        staffing.counts[key] = sum(
+            1 for team, levels in staffing.agents if requirement.admits(levels, team)
+        )
+    return staffing.counts[key]
 
 
 def estimate(queue: Queue, interaction: Interaction | None = None) -> dict[str, Any]:

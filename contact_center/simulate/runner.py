@@ -25,7 +25,7 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
@@ -43,6 +43,10 @@ TO_NUMBER = "+441632960000"  # Ofcom's drama range: never a real line
 REQUEST_TIMEOUT_S = 60.0
 # After the drain, how long callers' last two webhooks may still take (each times out).
 LAST_WEBHOOKS_S = 2 * REQUEST_TIMEOUT_S + 10.0
+# An agent's event refused as `unavailable` (the server could not reach its database in
+# time) is sent again, as a person clicks again, this many times in all, this far apart.
+UNAVAILABLE_TRIES = 5
+UNAVAILABLE_PAUSE_S = 1.0
 
 
 @dataclass
@@ -548,11 +552,18 @@ class Simulation:
         """An agent's event and its ack (None when refused). A refusal with code `late` is
         a race the simulator expects (the caller hung up as the agent accepted): counted, not
         an error."""
-        try:
-            ack = await agent.sio.call(event, payload, namespace="/agent", timeout=60)
-        except Exception as error:
-            self.errors[f"{event}:{type(error).__name__}"] += 1
-            return None
+        for attempt in range(UNAVAILABLE_TRIES):
+            try:
+                ack = await agent.sio.call(event, payload, namespace="/agent", timeout=60)
+            except Exception as error:
+                self.errors[f"{event}:{type(error).__name__}"] += 1
+                return None
+            if ack.get("ok") or ack.get("error", {}).get("code") != "unavailable":
+                break
+            # The server was too busy to reach its database: the agent clicks again.
+            self.counts[f"{event}_unavailable"] += 1
+            if attempt + 1 < UNAVAILABLE_TRIES:
+                await asyncio.sleep(UNAVAILABLE_PAUSE_S)
         if not ack.get("ok"):
             code = ack.get("error", {}).get("code")
             if code == late:
@@ -569,7 +580,7 @@ class Simulation:
         holder = self.open_offers.get(interaction_id)
         if holder is not None and holder[1] > now and holder[0] != id(agent):
             self.counts["double_offers"] += 1
-        self.open_offers[interaction_id] = (id(agent), now + _seconds_left(offer))
+        self.open_offers[interaction_id] = (id(agent), now + _rings_for(offer))
         self.reservations[offer.get("reservation_id")] = interaction_id
         agent.held += 1
         contact, entered = self._contact_of(interaction)
@@ -788,6 +799,18 @@ def _parse(twiml: str) -> ElementTree.Element | None:
         return ElementTree.fromstring(twiml)  # noqa: S314  (our own server's TwiML)
     except ElementTree.ParseError:
         return None
+
+
+def _rings_for(offer: dict) -> float:
+    """How much longer an offer stands, by the server's expiry on the wall clock. A late
+    delivery (a loaded server) does not extend it, so a second agent offered the interaction
+    after it expired is not taken for a double offer. Never longer than `_seconds_left`:
+    with a remote server's clock ahead, the check errs on the side of seeing fewer."""
+    try:
+        expires = datetime.fromisoformat(offer["expires_at"].replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return _seconds_left(offer)
+    return min(_seconds_left(offer), max(0.0, (expires - datetime.now(UTC)).total_seconds()))
 
 
 def _seconds_left(offer: dict) -> float:

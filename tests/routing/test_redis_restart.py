@@ -42,9 +42,7 @@ def waiting_order(interactions: list[Interaction]) -> list[int]:
 
 @pytest.mark.real_services
 @pytest.mark.timeout(120)
-def test_a_redis_crash_loses_no_caller_and_no_place(
-    app, redis_server, make_queue, agent, arrive
-):
+def test_a_redis_crash_loses_no_caller_and_no_place(app, redis_server, make_queue, agent, arrive):
     queue = make_queue("General")
     alice = agent("alice")
     bob = agent("bob", available=False)

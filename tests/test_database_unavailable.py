@@ -1,0 +1,62 @@
+"""A request the database cannot serve in time (every pooled connection busy, or the server
+out of reach) is refused as unavailable, 503 with Retry-After or a socket ack saying so, and
+changes nothing; the next request once a connection is free is served as usual."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from contact_center.agents.models import User
+from contact_center.extensions import db
+
+
+@pytest.fixture
+def app_config(app_config):
+    # One connection, waited for one second: the test holds it to starve requests.
+    return {**app_config, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0, "DB_POOL_TIMEOUT_S": 1}
+
+
+@pytest.fixture
+def pool_held(app):
+    """Hold the pool's only connection while the test runs its block."""
+
+    class Holder:
+        def __enter__(self):
+            db.session.remove()  # the test's own session gives its connection back
+            self.connection = db.engine.connect()
+            return self
+
+        def __exit__(self, *exc_info):
+            self.connection.close()
+
+    return Holder
+
+
+def test_api_answers_503_with_retry_after(client, create_user, auth_header, pool_held):
+    supervisor = create_user("sam", role="supervisor")
+    headers = auth_header(supervisor)
+    with pool_held():
+        response = client.get("/api/v1/queues", headers=headers)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["code"] == "unavailable"
+    # The connection is free again: the same request is served.
+    assert client.get("/api/v1/queues", headers=headers).status_code == 200
+
+
+def test_socket_event_is_acked_unavailable_and_changes_nothing(
+    create_user, agent_socket, pool_held
+):
+    agent = create_user("ana", role="agent", capacity={"voice": 1})
+    socket = agent_socket(agent)
+    with pool_held():
+        ack = socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    assert ack["ok"] is False
+    assert ack["error"]["code"] == "unavailable"
+    db.session.remove()
+    assert db.session.scalar(sa.select(User.presence).where(User.id == agent.id)) != "available"
+    ack = socket.emit("set_status", {"status": "available"}, namespace="/agent", callback=True)
+    assert ack["ok"] is True
+    db.session.remove()
+    assert db.session.scalar(sa.select(User.presence).where(User.id == agent.id)) == "available"
