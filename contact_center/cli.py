@@ -37,6 +37,10 @@ def ivr_load_command(path, activate):
     click.echo(f"Flow {record.name} version {record.version} loaded ({state}).")
 
 
+# Below the usual 30 s a platform waits between SIGTERM and SIGKILL.
+TIMERS_STOP_S = 20
+
+
 @click.command("worker")
 def worker_command():
     """Run a background worker: RQ jobs, plus the timers (offer timeouts, overflow, wrap-up)."""
@@ -56,11 +60,16 @@ def worker_command():
     timers.start()
     click.echo("Worker running: RQ jobs and routing timers. Ctrl-C to stop.")
     try:
-        # RQ's own signal handling stops it cleanly on SIGTERM and SIGINT.
+        # RQ's signal handling: the first SIGTERM or SIGINT lets the job in hand finish (a
+        # warm shutdown), a second one stops at once (the job is then left as abandoned).
         AppWorker(app).work(logging_level="INFO")
     finally:
+        # The poller ends its round (a timer claimed is fired; a webhook being replayed is
+        # finished), within the time a platform allows between SIGTERM and SIGKILL.
         stop.set()
-        timers.join(timeout=5)
+        timers.join(timeout=TIMERS_STOP_S)
+        if timers.is_alive():
+            click.echo("Timer poller still busy; leaving it (claims are atomic).", err=True)
 
 
 @users_cli.command("create")

@@ -41,6 +41,11 @@ def beat(name: str, now: float | None = None) -> None:
     pipe.execute()
 
 
+def forget(name: str) -> None:
+    """A worker stopped: its beat goes at once rather than going stale."""
+    get_redis().zrem(HEARTBEATS_KEY, name)
+
+
 def readiness() -> dict[str, str]:
     """Each dependency's state: "ok", or what is wrong with it."""
     checks: dict[str, str] = {}

@@ -1,4 +1,5 @@
-"""Process-level tuning for the web processes (called by wsgi.py, the production entry).
+"""Process-level tuning for the web processes (wsgi.py, the production entry, and the gunicorn
+hooks in gunicorn.conf.py).
 
 Python's full (generation 2) garbage collection walks every live object. A gunicorn gevent
 worker holding ~500 agents' websockets has millions of them, and `bench/offer_latency.py`
@@ -12,6 +13,12 @@ once; only cycles wait longer.
 from __future__ import annotations
 
 import gc
+import logging
+from collections.abc import Callable
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
 
 DEFAULT_GC_THRESHOLDS = "50000,50,100"
 
@@ -28,3 +35,26 @@ def tune_gc(setting: str | None) -> tuple[int, ...] | None:
     gc.freeze()
     gc.set_threshold(*parts)
     return parts
+
+
+def close_realtime_when_stopping(
+    app: Flask, serving: Callable[[], bool], poll_s: float = 0.5
+) -> None:
+    """Once `serving()` turns false (gunicorn's worker got SIGTERM), close this process's
+    Socket.IO connections so the worker drains within its graceful timeout.
+
+    An open console would otherwise hold its connection, and the worker, until gunicorn
+    kills it. They are closed at the Engine.IO level, which a browser takes as a lost
+    transport: it reconnects (through the balancer, to a process still serving), and the
+    agent's presence survives the reconnect grace (routing.agent_disconnected).
+    """
+    socketio = app.extensions["socketio"]
+
+    def watch() -> None:
+        while serving():
+            socketio.sleep(poll_s)
+        sockets = socketio.server.eio.sockets
+        log.info("stopping: closing %d Socket.IO connection(s)", len(sockets))
+        socketio.server.eio.disconnect()
+
+    socketio.start_background_task(watch)

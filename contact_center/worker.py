@@ -45,7 +45,8 @@ def poll_once(app: Flask, *, sla: bool = True) -> int:
 
 
 def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -> None:
-    """Poll until `stop` is set; busy when timers are due, idle otherwise.
+    """Poll until `stop` is set; busy when timers are due, idle otherwise. On the way out
+    the heartbeat is taken back, so /readyz counts only workers that still poll.
 
     `with_jobs` also runs queued RQ jobs in this thread (the embedded worker).
     """
@@ -77,6 +78,8 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
             except Exception:
                 log.exception("job run failed")
         stop.wait(0 if fired else POLL_INTERVAL_S)
+    _forget(app, name)
+    log.info("timer poller stopped")
 
 
 def replay_deferred(app: Flask) -> int:
@@ -98,6 +101,16 @@ def _offer_retention(app: Flask) -> None:
             offer_turn()
     except Exception:  # retention waits for the next offer; the loop goes on
         log.warning("retention not offered", exc_info=True)
+
+
+def _forget(app: Flask, name: str) -> None:
+    from contact_center.health import forget
+
+    try:
+        with app.app_context():
+            forget(name)
+    except Exception:  # the beat goes stale instead (HEARTBEAT_STALE_S)
+        log.warning("worker heartbeat not removed", exc_info=True)
 
 
 def _beat(app: Flask, name: str) -> None:

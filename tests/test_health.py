@@ -40,11 +40,14 @@ def test_the_worker_loop_beats(app, client):
         while time.monotonic() < deadline and not get_redis().zcard(HEARTBEATS_KEY):
             time.sleep(0.1)
         assert client.get("/readyz").status_code == 200
+        (name,) = get_redis().zrange(HEARTBEATS_KEY, 0, -1)
     finally:
         stop.set()
         thread.join(timeout=30)
-    (name,) = get_redis().zrange(HEARTBEATS_KEY, 0, -1)
     assert name.endswith(f":{thread.name}")
+    # A loop that stopped takes its beat back: readiness does not count it for 30 s more.
+    assert not thread.is_alive() and not get_redis().zcard(HEARTBEATS_KEY)
+    assert client.get("/readyz").get_json()["checks"]["worker"] == "no recent heartbeat"
 
 
 def test_readyz_names_what_is_down_and_never_errors(tmp_path):

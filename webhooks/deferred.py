@@ -58,10 +58,13 @@ def replaying() -> _Replay | None:
     return marker if isinstance(marker, _Replay) else None
 
 
-def defer_when_database_down(answer: Callable[[], Any], *, keep: bool = True) -> Callable:
+def defer_when_database_down(
+    answer: Callable[[], Any], *, keep: bool | Callable[[], bool] = True
+) -> Callable:
     """Decorate a voice view: when the database is unreachable, roll back, keep the request
-    for replay (with `keep`) and give Twilio `answer()`, which must need neither database
-    nor configuration beyond the app's. A replay lets the error through: it stays queued."""
+    for replay (when `keep`, or `keep()` for this request, is true) and give Twilio
+    `answer()`; both must need neither database nor configuration beyond the app's. A
+    replay lets the error through: it stays queued."""
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -72,7 +75,7 @@ def defer_when_database_down(answer: Callable[[], Any], *, keep: bool = True) ->
                 if not database_unavailable(error) or replaying() is not None:
                     raise
                 _discard_session()
-                if keep:
+                if keep() if callable(keep) else keep:
                     defer_request()
                 else:
                     log.warning("database unavailable: %s answered as the fallback", request.path)

@@ -157,11 +157,45 @@ def _empty_answer() -> Response:
     return _twiml(twiml.empty_response())
 
 
+CONNECT_UNAVAILABLE = "Sorry, this call cannot be connected right now. Goodbye."
+OUTBOUND_UNAVAILABLE = (
+    "Sorry, the call cannot be placed right now. Please try again in a few minutes. Goodbye."
+)
+SURVEY_THANKS = "Thank you for your rating. Goodbye."
+SURVEY_GOODBYE = "Thank you for calling. Goodbye."
+
+
+def _leg_is(leg: str) -> Callable[[], bool]:
+    return lambda: request.args.get("leg") == leg
+
+
+def _connect_outage_answer() -> Response:
+    """No database to bridge with: the caller gets the fallback (an apology and a voicemail),
+    the agent's leg an apology."""
+    if _leg_is("caller")():
+        return _fallback_answer()
+    return _twiml(twiml.say_and_hang_up(CONNECT_UNAVAILABLE))
+
+
+def _outbound_outage_answer() -> Response:
+    """An outbound call while the database is down. The customer answered a call whose agent
+    is already in the conference, whose name needs only the id: they join it. The agent's
+    leg cannot ring the customer (their number is in the database): an apology."""
+    if _leg_is("customer")():
+        conference = control.conference_name_of(request.view_args["interaction_id"])
+        return _twiml(twiml.conference_response(conference, ends_on_exit=True))
+    return _twiml(twiml.say_and_hang_up(OUTBOUND_UNAVAILABLE))
+
+
 # A caller's call, its end and its recordings are kept and replayed (see webhooks/deferred);
 # a step of the IVR or of the hold loop is not: the caller has moved on to the fallback.
 deferred_call = defer_when_database_down(_fallback_answer)
 deferred_callback = defer_when_database_down(_empty_answer)
 fallback_only = defer_when_database_down(_fallback_answer, keep=False)
+# Only the caller's leg is kept: its replay ends the call as the fallback took it.
+deferred_connect = defer_when_database_down(_connect_outage_answer, keep=_leg_is("caller"))
+# Only the customer's leg is kept: its replay records the leg that joined.
+deferred_outbound = defer_when_database_down(_outbound_outage_answer, keep=_leg_is("customer"))
 
 
 def _apply_once(key: str, body: str, apply: Callable[[], Any]) -> Response:
@@ -418,11 +452,18 @@ def _wait_ended(call_sid: str, result: str) -> None:
 
 @bp.post("/voice/connect/<reservation_id>")
 @signed
+@deferred_connect
 def connect(reservation_id: str):
     """TwiML that puts the caller's or the agent's leg into the interaction's conference."""
     leg = ConnectArgs().load(request.args)["leg"]
-    _TwilioForm().load(request.form)
+    form = _TwilioForm().load(request.form)
     reservation = db.session.get(Reservation, reservation_id)
+    if replaying() is not None:
+        # The caller heard the fallback while the database was down, not their agent.
+        interaction = reservation.interaction if reservation is not None else None
+        if interaction is not None and interaction.external_id == form["CallSid"]:
+            routing.caller_sent_to_fallback(interaction)
+        return _fallback_answer()
     if reservation is None or reservation.status != "accepted":
         return _twiml(twiml.say_and_hang_up("Sorry, this call can no longer be connected."))
     interaction = reservation.interaction
@@ -452,38 +493,58 @@ def connect(reservation_id: str):
     )
 
 
+def _survey_rating() -> int | None:
+    """The rating this survey request carries (a 1-5 key), if any."""
+    digits = request.form.get("Digits") or ""
+    return int(digits[:1]) if digits[:1] in ("1", "2", "3", "4", "5") else None
+
+
+def _survey_prompt(interaction_id: int) -> str | None:
+    """The survey's question (first, or again after a wrong key) or its goodbye; None when
+    the request carries a rating. Needs no database."""
+    digits = GatherForm().load(request.form)["Digits"]
+    attempt = GatherArgs().load(request.args)["attempt"]
+    if digits is None:  # the conference ended: ask
+        return twiml.survey_question(public_url(f"{SURVEY_URL}/{interaction_id}"))
+    if _survey_rating() is not None:
+        return None
+    if attempt > 1:
+        return twiml.say_and_hang_up(SURVEY_GOODBYE)
+    retry_url = public_url(f"{SURVEY_URL}/{interaction_id}?attempt=2")
+    return twiml.survey_question(retry_url, "Sorry, please press 1 to 5.")
+
+
+def _survey_outage_answer() -> Response:
+    """The survey goes on without the database; a rating is kept and recorded on replay."""
+    prompt = _survey_prompt(request.view_args["interaction_id"])
+    return _twiml(prompt if prompt is not None else twiml.say_and_hang_up(SURVEY_THANKS))
+
+
 @bp.post("/voice/survey/<int:interaction_id>")
 @signed
+@defer_when_database_down(_survey_outage_answer, keep=lambda: _survey_rating() is not None)
 def post_call_survey(interaction_id: int):
     """The caller's rating after the agent hung up: 1-5 on the keypad, kept on the call."""
     form = GatherForm().load(request.form)
-    attempt = GatherArgs().load(request.args)["attempt"]
+    GatherArgs().load(request.args)
     interaction = db.session.get(Interaction, interaction_id)
     if interaction is None or interaction.external_id != form["CallSid"]:
-        return _twiml(twiml.say_and_hang_up("Thank you for calling. Goodbye."))
-    digits = form["Digits"]
-    if digits is None:  # the conference ended: ask
-        return _twiml(twiml.survey_question(public_url(f"{SURVEY_URL}/{interaction_id}")))
-    if digits[:1] not in ("1", "2", "3", "4", "5"):
-        if attempt > 1:
-            return _twiml(twiml.say_and_hang_up("Thank you for calling. Goodbye."))
-        retry_url = public_url(f"{SURVEY_URL}/{interaction_id}?attempt=2")
-        return _twiml(twiml.survey_question(retry_url, "Sorry, please press 1 to 5."))
-    score = int(digits[:1])
+        return _twiml(twiml.say_and_hang_up(SURVEY_GOODBYE))
+    prompt = _survey_prompt(interaction_id)
+    if prompt is not None:
+        return _twiml(prompt)
+    score = _survey_rating()
 
     def rate() -> None:
         if interaction.satisfaction is None:
             interaction.satisfaction = score
 
-    return _apply_once(
-        f"survey:{form['CallSid']}",
-        twiml.say_and_hang_up("Thank you for your rating. Goodbye."),
-        rate,
-    )
+    return _apply_once(f"survey:{form['CallSid']}", twiml.say_and_hang_up(SURVEY_THANKS), rate)
 
 
 @bp.post("/voice/outbound/<int:interaction_id>")
 @signed
+@deferred_outbound
 def outbound(interaction_id: int):
     """TwiML for an agent's outbound call: the agent joins the conference, then the customer.
 
@@ -527,10 +588,16 @@ def outbound(interaction_id: int):
 
 @bp.post("/voice/requeue/<int:interaction_id>")
 @signed
+@deferred_call
 def requeue(interaction_id: int):
     """TwiML for a transferred caller: wait again in the interaction's (new) queue."""
-    _TwilioForm().load(request.form)
+    form = _TwilioForm().load(request.form)
     interaction = db.session.get(Interaction, interaction_id)
+    if replaying() is not None:
+        # The caller heard the fallback while the database was down, not the new queue.
+        if interaction is not None and interaction.external_id == form["CallSid"]:
+            routing.caller_sent_to_fallback(interaction)
+        return _fallback_answer()
     # "offered": the transfer's target may be ringing before Twilio fetches this TwiML.
     if (
         interaction is None

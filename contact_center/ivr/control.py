@@ -35,7 +35,12 @@ STATUS_CALLBACK = "/webhooks/twilio/voice/status"
 
 def conference_name(interaction: Interaction) -> str:
     """The conference every leg of an interaction joins."""
-    return f"cc-interaction-{interaction.id}"
+    return conference_name_of(interaction.id)
+
+
+def conference_name_of(interaction_id: int) -> str:
+    """The conference of an interaction known by its id alone (no database needed)."""
+    return f"cc-interaction-{interaction_id}"
 
 
 def _live_call(interaction: Interaction) -> None:

@@ -1471,6 +1471,20 @@ def _hang_up_leg(interaction: Interaction, call_sid: str | None) -> None:
         log.info("leg of interaction %s already gone: %s", interaction.id, scrub(exc.msg))
 
 
+def caller_sent_to_fallback(interaction: Interaction) -> Interaction:
+    """A caller we could not put through while the database was down heard the fallback (an
+    apology and a voicemail): the call ends there, unanswered, giving up its place in the
+    queue or its agent; a message they left becomes a voicemail when its callback is replayed.
+    """
+    if interaction.status in ("queued", "offered"):
+        interaction.leave_reason = "fallback"
+        return leave_queue(interaction, "abandoned", "caller sent to the fallback")
+    if interaction.status == "connecting":
+        interaction.leave_reason = "fallback"
+        _end(interaction, "abandoned", 0, wrapup=False)
+    return interaction
+
+
 def abandon(interaction: Interaction) -> Interaction:
     """The customer hung up while waiting: an abandon, and a callback for a known customer."""
     leave_queue(interaction, "abandoned", "caller hung up")

@@ -9,7 +9,7 @@ import threading
 import time
 from email.message import EmailMessage
 from email.utils import formatdate
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -215,3 +215,222 @@ def test_an_unreachable_database_defers_the_call_and_a_replay_records_it(
     retried = client.post(VOICE, data=params, headers=headers)
     assert retried.status_code == 200 and retried.data == answer.data
     assert count(Interaction, Interaction.external_id == call_sid(7)) == 1
+
+
+# ---------------------------------------------------------------- the other voice paths
+
+
+class Outage:
+    """The database out of reach for the voice webhooks: on real services the proxy cuts
+    PostgreSQL; embedded, an app whose SQLite file cannot be opened answers, and what it
+    kept is handed to the app that recovers (its Redis lives in the app)."""
+
+    def __init__(self, app, app_config, tmp_path, proxy) -> None:
+        self.app, self.proxy = app, proxy
+        self.down = None
+        if proxy is None:
+            self.down = create_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path}/x/cc.db"})
+
+    def __enter__(self) -> Outage:
+        db.session.remove()
+        if self.proxy is not None:
+            self.proxy.cut()
+        return self
+
+    def post(self, path: str, params: dict[str, str], query: dict[str, str] | None = None):
+        full_path = path + (f"?{urlencode(query)}" if query else "")
+        headers = {"X-Twilio-Signature": sign(PUBLIC_BASE_URL + full_path, params)}
+        target = self.down or self.app
+        with target.test_client() as client:
+            return client.post(full_path, data=params, headers=headers)
+
+    def kept(self) -> list[dict]:
+        redis = (self.down or self.app).extensions["redis"]
+        return [json.loads(raw) for raw in redis.lrange(DEFERRED_KEY, 0, -1)]
+
+    def __exit__(self, *exc) -> None:
+        if self.proxy is not None:
+            self.proxy.restore()
+            assert wait_for(database_answers, 60), "the database did not come back"
+        elif not self.app.config["REDIS_URL"]:
+            entries = self.down.extensions["redis"].lrange(DEFERRED_KEY, 0, -1)
+            if entries:
+                self.app.extensions["redis"].rpush(DEFERRED_KEY, *entries)
+
+
+@pytest.fixture
+def outage(app, app_config, tmp_path, request):
+    proxy = request.getfixturevalue("proxy") if TEST_DATABASE_URL else None
+    return Outage(app, app_config, tmp_path, proxy)
+
+
+def fresh(model, id_):
+    db.session.remove()
+    return db.session.get(model, id_)
+
+
+def say(response) -> str:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.content_type.startswith("text/xml")
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.timeout(180)
+def test_connect_requeue_and_survey_answer_twiml_during_an_outage_and_replay_once(
+    app, outage, twilio_post, create_user
+):
+    general = routing.create_queue(
+        name="General", channels=["voice"], is_default=True, post_call_survey=True
+    )
+    db.session.commit()
+    alice = create_user("alice")
+    routing.set_agent_status(alice, "available")
+    # Call 1 is offered to alice, who accepts: Twilio fetches the two legs' TwiML next.
+    assert twilio_post(VOICE, {"CallSid": call_sid(1), **CALLER}).status_code == 200
+    reservation = routing.pending_offer(alice)
+    connecting = routing.accept(alice, reservation.id)
+    assert connecting.status == "connecting"
+    connecting_id, reservation_id, alice_id = connecting.id, reservation.id, alice.id
+    # Call 2 waits after a transfer; call 3 has ended and its caller is asked to rate it.
+    waiting = routing.create_interaction(
+        channel="voice", queue=general, external_id=call_sid(2), from_address=CALLER["From"]
+    )
+    rated = Interaction(
+        channel="voice", direction="inbound", external_id=call_sid(3), status="ended",
+        outcome="answered", queue_id=general.id,
+    )  # fmt: skip
+    db.session.add(rated)
+    db.session.commit()
+    waiting_id, rated_id = waiting.id, rated.id
+    fallback = say(twilio_post(f"{VOICE}/fallback", {"CallSid": call_sid(9)}))
+    connect_path = f"{VOICE}/connect/{reservation_id}"
+    survey_path = f"{VOICE}/survey/{rated_id}"
+
+    with outage:
+        # The caller's leg cannot be bridged: the fallback (an apology and a voicemail).
+        assert say(outage.post(connect_path, {"CallSid": call_sid(1)}, {"leg": "caller"})) == (
+            fallback
+        )
+        agent_leg = say(outage.post(connect_path, {"CallSid": call_sid(8)}, {"leg": "agent"}))
+        assert "cannot be connected right now" in agent_leg and "<Hangup" in agent_leg
+        requeued = say(outage.post(f"{VOICE}/requeue/{waiting_id}", {"CallSid": call_sid(2)}))
+        assert requeued == fallback
+        # The survey goes on: the question, a wrong key, then a rating that is kept.
+        ask = say(outage.post(survey_path, {"CallSid": call_sid(3)}))
+        assert "<Gather" in ask and f"{survey_path}" in ask
+        again = say(outage.post(survey_path, {"CallSid": call_sid(3), "Digits": "9"}))
+        assert "press 1 to 5" in again
+        thanks = say(outage.post(survey_path, {"CallSid": call_sid(3), "Digits": "4"}))
+        assert "Thank you for your rating" in thanks and "<Hangup" in thanks
+        # Unsigned requests are still refused, and never kept.
+        unsigned = (
+            (outage.down or app)
+            .test_client()
+            .post(survey_path, data={"CallSid": call_sid(3), "Digits": "1"})
+        )
+        assert unsigned.status_code == 403
+        assert [(e["path"], e["call_sid"]) for e in outage.kept()] == [
+            (f"{connect_path}?leg=caller", call_sid(1)),
+            (f"{VOICE}/requeue/{waiting_id}", call_sid(2)),
+            (survey_path, call_sid(3)),
+        ]
+
+    # Nothing was written while it was down.
+    assert fresh(Interaction, rated_id).satisfaction is None
+    assert fresh(Interaction, connecting_id).status == "connecting"
+    assert drain(app) == 3
+    redis = app.extensions["redis"]
+    assert not redis.llen(DEFERRED_KEY) and not redis.llen(FAILED_KEY)
+    assert drain(app) == 0
+    # The rating is recorded once; a retried delivery changes nothing.
+    assert fresh(Interaction, rated_id).satisfaction == 4
+    assert count(WebhookReceipt, WebhookReceipt.key == f"survey:{call_sid(3)}") == 1
+    retried = twilio_post(survey_path, {"CallSid": call_sid(3), "Digits": "2"})
+    assert "Thank you for your rating" in say(retried)
+    assert fresh(Interaction, rated_id).satisfaction == 4
+    assert count(WebhookReceipt, WebhookReceipt.key == f"survey:{call_sid(3)}") == 1
+    # The callers heard the fallback, not an agent or the queue: their calls end there,
+    # alice is free again, and the waiting call no longer waits.
+    connected = fresh(Interaction, connecting_id)
+    assert (connected.status, connected.outcome, connected.leave_reason) == (
+        "ended",
+        "abandoned",
+        "fallback",
+    )
+    assert routing.get_store().load(alice_id, "voice") == 0
+    requeued_call = fresh(Interaction, waiting_id)
+    assert (requeued_call.status, requeued_call.outcome, requeued_call.leave_reason) == (
+        "ended",
+        "abandoned",
+        "fallback",
+    )
+    # A message the transferred caller left through the fallback becomes a voicemail.
+    recorded = {
+        "CallSid": call_sid(2),
+        "RecordingSid": "RE" + "2" * 32,
+        "RecordingUrl": RECORDING,
+        "RecordingStatus": "completed",
+    }
+    assert twilio_post(f"{VOICE}/recording", recorded).status_code == 200
+    voicemail = fresh(Interaction, waiting_id)
+    assert voicemail.outcome == "voicemail" and voicemail.ticket_id is not None
+
+
+@pytest.mark.timeout(180)
+def test_an_outbound_call_during_an_outage_joins_the_customer_or_apologises_to_the_agent(
+    app, outage, twilio_post, create_user, client, auth_header, twilio_stub
+):
+    from contact_center.customers.services import create_customer
+
+    routing.create_queue(name="General", channels=["voice"], is_default=True)
+    ann = create_customer({"name": "Ann Example", "phones": ["+44 7700 900200"], "emails": []})
+    bob = create_customer({"name": "Bob Example", "phones": ["+44 7700 900300"], "emails": []})
+    alice, carol = create_user("alice"), create_user("carol")
+    for agent in (alice, carol):
+        routing.set_agent_status(agent, "available")
+    ann_id, bob_id, carol_id = ann.id, bob.id, carol.id
+    alice_auth, carol_auth = auth_header(alice), auth_header(carol)
+    # Alice's call to Ann: her leg joined before the outage, so Ann is being rung.
+    started = client.post(f"/api/v1/customers/{ann_id}/call", json={}, headers=alice_auth)
+    assert started.status_code == 201, started.get_json()
+    to_ann = fresh(Interaction, started.get_json()["id"])
+    out = f"{VOICE}/outbound/{to_ann.id}"
+    assert say(twilio_post(out, {"CallSid": to_ann.agent_call_sid}, query={"leg": "agent"}))
+    ann_sid = fresh(Interaction, to_ann.id).external_id
+    assert ann_sid
+    # Carol's call to Bob: her own leg answers during the outage.
+    started = client.post(f"/api/v1/customers/{bob_id}/call", json={}, headers=carol_auth)
+    assert started.status_code == 201, started.get_json()
+    to_bob = fresh(Interaction, started.get_json()["id"])
+    to_ann_id, to_bob_id, carol_sid = to_ann.id, to_bob.id, to_bob.agent_call_sid
+
+    with outage:
+        joined = say(outage.post(out, {"CallSid": ann_sid}, {"leg": "customer"}))
+        assert f"cc-interaction-{to_ann_id}" in joined and "<Conference" in joined
+        sorry = say(
+            outage.post(f"{VOICE}/outbound/{to_bob_id}", {"CallSid": carol_sid}, {"leg": "agent"})
+        )
+        assert "cannot be placed right now" in sorry and "<Hangup" in sorry
+        assert "<Conference" not in sorry
+        ended = {"CallSid": carol_sid, "CallStatus": "completed", "SequenceNumber": "1"}
+        assert say(outage.post(f"{VOICE}/status", ended))
+        assert [(e["path"], e["call_sid"]) for e in outage.kept()] == [
+            (f"{out}?leg=customer", ann_sid),
+            (f"{VOICE}/status", carol_sid),
+        ]
+
+    calls_before = len(twilio_stub.state.requests)
+    assert drain(app) == 2 and drain(app) == 0
+    # Ann's leg is recorded as joined; the answer is stored once for a retry.
+    live = fresh(Interaction, to_ann_id)
+    assert live.status == "active" and live.answered_at is not None
+    assert count(WebhookReceipt, WebhookReceipt.key == f"outbound:{ann_sid}:customer") == 1
+    retried = twilio_post(out, {"CallSid": ann_sid}, query={"leg": "customer"})
+    assert f"cc-interaction-{to_ann_id}" in say(retried)
+    assert count(WebhookReceipt, WebhookReceipt.key == f"outbound:{ann_sid}:customer") == 1
+    # Carol's attempt ends when her leg's end is replayed; Bob was never rung.
+    failed = fresh(Interaction, to_bob_id)
+    assert (failed.status, failed.outcome, failed.external_id) == ("ended", "failed", None)
+    assert routing.get_store().load(carol_id, "voice") == 0
+    dialled = [r for r in twilio_stub.state.requests[calls_before:] if "To" in r.form]
+    assert dialled == []
