@@ -9,6 +9,9 @@ import sqlalchemy as sa
 
 from contact_center.agents.models import User
 from contact_center.extensions import db
+from contact_center.routing.models import Interaction
+from tests.conftest import call_sid
+from webhooks.deferred import drain, pending
 
 
 @pytest.fixture
@@ -60,3 +63,30 @@ def test_socket_event_is_acked_unavailable_and_changes_nothing(
     assert ack["ok"] is True
     db.session.remove()
     assert db.session.scalar(sa.select(User.presence).where(User.id == agent.id)) == "available"
+
+
+def test_voice_webhook_answers_the_fallback_and_is_recorded_later(app, twilio_post, pool_held):
+    params = {"CallSid": call_sid(1), "From": "+447700900123", "To": "+442071838750"}
+    with pool_held():
+        response = twilio_post("/webhooks/twilio/voice", params)
+        # Twilio does not retry a 5xx: the caller hears the fallback, the call is kept.
+        assert response.status_code == 200
+        assert "<Record" in response.get_data(as_text=True)
+        assert pending(app.extensions["redis"]) == 1
+    assert count_calls() == 0
+    assert drain(app) == 1
+    assert count_calls() == 1
+    assert drain(app) == 0
+
+
+def count_calls() -> int:
+    """The call's rows, read on the pool's one connection and given back at once."""
+    db.session.remove()
+    try:
+        return db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Interaction)
+            .where(Interaction.external_id == call_sid(1))
+        )
+    finally:
+        db.session.remove()

@@ -19,9 +19,9 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 from flask import Flask, request
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.datastructures import MultiDict
 
+from contact_center.errors import database_unavailable
 from contact_center.extensions import db
 from contact_center.redis_client import get_redis
 
@@ -43,13 +43,6 @@ class _Replay:
 
     def __init__(self, received_at: float) -> None:
         self.received_at = received_at
-
-
-def database_unavailable(error: BaseException) -> bool:
-    """Whether `error` means the database could not be reached (not a bad statement)."""
-    if isinstance(error, OperationalError | InterfaceError):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 def replaying() -> _Replay | None:
