@@ -47,6 +47,9 @@ LAST_WEBHOOKS_S = 2 * REQUEST_TIMEOUT_S + 10.0
 # time) is sent again, as a person clicks again, this many times in all, this far apart.
 UNAVAILABLE_TRIES = 5
 UNAVAILABLE_PAUSE_S = 1.0
+# An accept whose ack timed out: how long to wait for the server's `assigned` event.
+ASSIGNED_WAIT_S = 120.0
+LOST: dict = {"ok": False, "lost": True}  # the marker of an ack that never came
 
 
 @dataclass
@@ -154,6 +157,8 @@ class Simulation:
         self.email_ids: dict[int, tuple[str, str]] = {}  # seq -> (address, Message-ID)
         self.open_offers: dict[int, tuple[int, float]] = {}  # interaction -> (agent, expiry)
         self.reservations: dict[str, int] = {}  # open offers' reservation -> interaction
+        # accepts in flight: reservation -> resolved by the server's `assigned` event
+        self.assignments: dict[str, asyncio.Future] = {}
         self.call_of: dict[int, Call] = {}  # interaction -> the call it is
         self.answered_interactions: set[int] = set()
         self.tally = truth.Tally()
@@ -526,6 +531,7 @@ class Simulation:
         sio.on("offer", on_offer, namespace="/agent")
         sio.on("offer_revoked", on_revoked, namespace="/agent")
         sio.on("status", on_status, namespace="/agent")
+        sio.on("assigned", self._on_assigned, namespace="/agent")
         try:
             await sio.connect(
                 server,
@@ -547,17 +553,22 @@ class Simulation:
         await self._emit(agent, "set_status", {"status": "available"})
 
     async def _emit(
-        self, agent: Agent, event: str, payload: dict, late: str | None = None
+        self,
+        agent: Agent,
+        event: str,
+        payload: dict,
+        late: str | None = None,
+        lost: dict | None = None,
     ) -> dict | None:
         """An agent's event and its ack (None when refused). A refusal with code `late` is
         a race the simulator expects (the caller hung up as the agent accepted): counted, not
-        an error."""
+        an error. An ack that never came is None too, or `lost` when given."""
         for attempt in range(UNAVAILABLE_TRIES):
             try:
                 ack = await agent.sio.call(event, payload, namespace="/agent", timeout=60)
             except Exception as error:
                 self.errors[f"{event}:{type(error).__name__}"] += 1
-                return None
+                return lost
             if ack.get("ok") or ack.get("error", {}).get("code") != "unavailable":
                 break
             # The server was too busy to reach its database: the agent clicks again.
@@ -646,10 +657,7 @@ class Simulation:
                 self.counts["revoked_before_accept"] += 1
                 return
             self.open_offers.pop(interaction_id, None)
-            ack = await self._emit(
-                agent, "accept", {"reservation_id": offer["reservation_id"]}, late="conflict"
-            )
-            if ack is None:
+            if not await self._accept(agent, offer["reservation_id"]):
                 return
             self._answered(interaction, call, contact)
             await asyncio.sleep(
@@ -663,6 +671,32 @@ class Simulation:
             agent.held -= 1
             if agent.held == 0:
                 agent.free_since = time.perf_counter()
+
+    async def _accept(self, agent: Agent, reservation_id: str) -> bool:
+        """Accept an offer; True when the agent has the interaction. An ack lost to its
+        timeout (a loaded server still working on it) is not a refusal: the server's
+        `assigned` event, which the console would show, says whether the accept went
+        through."""
+        assigned = asyncio.get_running_loop().create_future()
+        self.assignments[reservation_id] = assigned
+        try:
+            ack = await self._emit(
+                agent, "accept", {"reservation_id": reservation_id}, late="conflict", lost=LOST
+            )
+            if ack is LOST:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(assigned), ASSIGNED_WAIT_S)
+                if assigned.done():
+                    self.counts["accept_ack_lost_but_assigned"] += 1
+                return assigned.done()
+            return ack is not None
+        finally:
+            self.assignments.pop(reservation_id, None)
+
+    def _on_assigned(self, data: dict) -> None:
+        waiter = self.assignments.get(data.get("reservation_id"))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
 
     async def _emit_quiet(self, agent: Agent, event: str, payload: dict) -> None:
         """An event whose refusal is expected now and then (wrap-up ended by its timer)."""
