@@ -726,7 +726,10 @@ class Simulation:
             self._connected(call, now)
             self.counts["answered"] += 1
             entered = call.enqueued_at or call.last_sent
-            self.tally.answered(queue, now - entered, self._threshold(queue))
+            # Answered when Twilio was told to connect the caller (the redirect the stub saw),
+            # as the caller hears it: a loaded server's ack to the agent comes seconds later.
+            answered_at = call.connected_at if call.connected_at is not None else now
+            self.tally.answered(queue, answered_at - entered, self._threshold(queue))
             return
         waiting = self.emails.get(interaction.get("from") or "")
         if contact is not None and waiting:
