@@ -52,6 +52,7 @@ ENV_VARS = (
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
     "DB_POOL_TIMEOUT_S",
+    "WEB_PROCESS_SILENT_S",
 )
 
 
@@ -126,6 +127,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DB_POOL_SIZE": 20,
         "DB_MAX_OVERFLOW": 20,
         "DB_POOL_TIMEOUT_S": 30,
+        # A web process (gunicorn worker) beats every third of this; silent this long, it is
+        # taken for dead and its agents' console sockets are dropped from their counts.
+        "WEB_PROCESS_SILENT_S": 30,
         "TESTING": False,
     }
 
@@ -148,6 +152,7 @@ _INT_KEYS = {
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
     "DB_POOL_TIMEOUT_S",
+    "WEB_PROCESS_SILENT_S",
 }
 # Twilio refuses access tokens that live longer than a day; under a minute is a mistake.
 VOICE_TOKEN_TTL_RANGE = (60, 86400)
@@ -209,7 +214,12 @@ def finalise(config: dict[str, Any]) -> dict[str, Any]:
     ):
         if int(config.get(key) or 0) < 0:
             raise RuntimeError(f"{key} must be 0 (keep forever) or a number of days")
-    for key, least in (("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("DB_POOL_TIMEOUT_S", 1)):
+    for key, least in (
+        ("DB_POOL_SIZE", 1),
+        ("DB_MAX_OVERFLOW", 0),
+        ("DB_POOL_TIMEOUT_S", 1),
+        ("WEB_PROCESS_SILENT_S", 3),
+    ):
         if int(config[key]) < least:
             raise RuntimeError(f"{key} must be at least {least}")
     return config

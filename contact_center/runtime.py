@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import socket
 from collections.abc import Callable
 
 from flask import Flask
@@ -58,3 +60,29 @@ def close_realtime_when_stopping(
         socketio.server.eio.disconnect()
 
     socketio.start_background_task(watch)
+
+
+def beat_while_serving(app: Flask, serving: Callable[[], bool]) -> None:
+    """Beat for this web process while it serves, so that, should it die with consoles
+    open, the workers take its sockets off the agents' counts (routing.web_process_beat)."""
+    from contact_center.routing import services as routing
+
+    socketio = app.extensions["socketio"]
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    every_s = app.config["WEB_PROCESS_SILENT_S"] / 3
+
+    def beat() -> None:
+        with app.app_context():
+            routing.web_process_beat(name)
+
+    beat()  # before any console connects here, so every socket is counted as this process's
+
+    def keep_beating() -> None:
+        while serving():
+            socketio.sleep(every_s)
+            try:
+                beat()
+            except Exception:  # Redis briefly away: the next beat is in time
+                log.warning("web process heartbeat failed", exc_info=True)
+
+    socketio.start_background_task(keep_beating)

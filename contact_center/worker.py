@@ -54,12 +54,16 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
     from contact_center.jobs import AppWorker, run_queued_jobs
 
     worker = AppWorker(app, in_thread=True) if with_jobs else None
-    sla_polled_at = beaten_at = retention_offered_at = deferred_checked_at = 0.0
+    sla_polled_at = beaten_at = retention_offered_at = deferred_checked_at = reaped_at = 0.0
     name = worker_name()
+    reap_every_s = app.config["WEB_PROCESS_SILENT_S"] / 3
     while not stop.is_set():
         if time.monotonic() - beaten_at >= HEARTBEAT_EVERY_S:
             beaten_at = time.monotonic()
             _beat(app, name)
+        if time.monotonic() - reaped_at >= reap_every_s:
+            reaped_at = time.monotonic()
+            _reap_web_processes(app)
         if time.monotonic() - retention_offered_at >= RETENTION_OFFER_S:
             retention_offered_at = time.monotonic()
             _offer_retention(app)
@@ -111,6 +115,17 @@ def _forget(app: Flask, name: str) -> None:
             forget(name)
     except Exception:  # the beat goes stale instead (HEARTBEAT_STALE_S)
         log.warning("worker heartbeat not removed", exc_info=True)
+
+
+def _reap_web_processes(app: Flask) -> None:
+    """Take the consoles of web processes that died off their agents' socket counts."""
+    from contact_center.routing.services import reap_silent_web_processes
+
+    try:
+        with app.app_context():
+            reap_silent_web_processes()
+    except Exception:  # Redis or the database briefly away: the next look does it
+        log.warning("silent web processes not reaped", exc_info=True)
 
 
 def _beat(app: Flask, name: str) -> None:

@@ -25,6 +25,7 @@ from contact_center.agents.services import issue_token
 from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Reservation
+from contact_center.routing.store import PRESENCE, PROCESSES, SOCKETS
 from tests.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -131,7 +132,8 @@ def start_deployment(
     web = {}
     for name, port in ports.items():
         command = [
-            str(BIN / "gunicorn"), "-k", "gevent", "-w", "1", "--worker-connections", "100",
+            str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "-k", "gevent", "-w", "1",
+            "--worker-connections", "100",
             "--graceful-timeout", "10", "-b", f"127.0.0.1:{port}", "wsgi:app",
         ]  # fmt: skip
         web[name] = start(command, env, logs[name])
@@ -347,3 +349,70 @@ def test_an_agent_whose_web_process_dies_keeps_the_offer_on_another(
     interaction = db.session.get(Interaction, first["interaction"]["id"])
     assert interaction.external_id == sid and interaction.agent_id == alice_id
     assert interaction.answered_at is not None
+
+
+@pytest.mark.real_services
+@pytest.mark.timeout(240)
+def test_consoles_of_a_dead_web_process_stop_counting(app, create_user, twilio_stub, tmp_path):
+    """Fault: a web process dies with an agent's console open, and the console reconnects
+    to the other one. Once the dead process falls silent the workers take its socket off
+    the agent's count, so when the agent then closes the console routing sees them go."""
+    import socketio
+
+    alice = create_user("alice", display_name="Alice Archer")
+    token, _ = issue_token(alice)
+    agent = str(alice.id)
+    db.session.remove()
+    redis_client = app.extensions["redis"]
+    ports = {"a": free_port(), "b": free_port()}
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "worker")}
+
+    async def until(predicate, what: str) -> None:
+        end = time.monotonic() + WAIT_S
+        while not predicate():
+            assert time.monotonic() < end, f"timed out waiting until {what}"
+            await asyncio.sleep(0.2)
+
+    async def console(port: int):
+        client = socketio.AsyncSimpleClient()
+        await client.connect(
+            f"http://127.0.0.1:{port}",
+            namespace="/agent",
+            transports=["websocket"],
+            auth={"token": token},
+        )
+        return client
+
+    def sockets() -> int:
+        return int(redis_client.hget(SOCKETS, agent) or 0)
+
+    async def scenario(web: dict[str, subprocess.Popen]) -> None:
+        await until(lambda: redis_client.zcard(PROCESSES) == 2, "both web processes beat")
+        on_a = await console(ports["a"])
+        ack = await on_a.call("set_status", {"status": "available"}, timeout=WAIT_S)
+        assert ack["ok"], ack
+        await until(lambda: sockets() == 1, "the console on A is counted")
+        os.killpg(web["a"].pid, signal.SIGKILL)  # no disconnect handler runs: it just dies
+        web["a"].wait(timeout=30)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(on_a.disconnect(), 5)
+        on_b = await console(ports["b"])
+        # A falls silent: its socket comes off, B's stays.
+        await until(lambda: redis_client.zcard(PROCESSES) == 1, "the dead process is reaped")
+        await until(lambda: sockets() == 1, "only the console on B counts")
+        assert redis_client.hget(PRESENCE, agent) == "available"
+        await on_b.disconnect()
+        await until(
+            lambda: redis_client.hget(PRESENCE, agent) == "disconnected",
+            "closing the last console disconnects the agent",
+        )
+        assert sockets() == 0
+
+    with ExitStack() as processes:
+        web = start_deployment(processes, ports, logs, twilio_stub, WEB_PROCESS_SILENT_S="3")
+        try:
+            asyncio.run(scenario(web))
+        except BaseException:
+            for name, log in logs.items():
+                print(f"--- {name} ---\n{tail(log)}")
+            raise

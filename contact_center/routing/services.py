@@ -1038,7 +1038,7 @@ def offer_timed_out(timer: str) -> Reservation | None:
 def agent_connected(agent: User) -> None:
     """Count a console socket; a reconnect within the grace period restores the agent."""
     store = get_store()
-    first = store.sockets(agent.id, +1) == 1
+    first = store.sockets(agent.id, +1, web_process()) == 1
     store.cancel_timer(f"disconnect:{agent.id}")
     if first and agent.presence == "available":
         store.set_agent(agent.id, agent.presence, agent.capacity or {})
@@ -1051,12 +1051,44 @@ def agent_disconnected(agent: User) -> None:
     Routing stops offering them work now; their presence turns offline only if no console
     comes back within the grace period (a page reload keeps them available).
     """
-    store = get_store()
-    if store.sockets(agent.id, -1) > 0:
+    if get_store().sockets(agent.id, -1, web_process()) > 0:
         return
+    _last_console_gone(agent)
+
+
+def _last_console_gone(agent: User) -> None:
+    store = get_store()
     store.set_agent(agent.id, "disconnected", agent.capacity or {})
     revoke_pending_offer(agent, "agent disconnected")
     store.add_timer(f"disconnect:{agent.id}", utcnow().timestamp() + DISCONNECT_GRACE_S)
+
+
+def web_process() -> str | None:
+    """This web process's name in the socket counts, once it beats (gunicorn workers do;
+    a single embedded process has no one to outlive it)."""
+    return current_app.extensions.get("web_process")
+
+
+def web_process_beat(name: str) -> None:
+    """This web process is alive: its consoles' sockets count."""
+    current_app.extensions["web_process"] = name
+    _store().process_alive(name, time.time())
+
+
+def reap_silent_web_processes(now: float | None = None) -> int:
+    """Take the console sockets of web processes silent for WEB_PROCESS_SILENT_S (killed,
+    or their machine lost) off the counts: an agent left with no console is disconnected,
+    as when a console closes. Returns how many processes were reaped."""
+    store = _store()
+    since = (now or time.time()) - current_app.config["WEB_PROCESS_SILENT_S"]
+    silent = store.silent_processes(since)
+    for process in silent:
+        for agent_id in store.reap_process(process, since):
+            agent = db.session.get(User, agent_id)
+            if agent is not None:
+                log.warning("agent %s lost their console with web process %s", agent_id, process)
+                _last_console_gone(agent)
+    return len(silent)
 
 
 def _disconnect_grace_over(agent_id: int) -> None:

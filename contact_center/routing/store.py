@@ -34,6 +34,8 @@ WHERE = f"{TAG}:where"  # interaction -> the waiting set it is in
 TIMERS = f"{TAG}:timers"  # "kind:id" -> due time (unix seconds)
 EVENTS = f"{TAG}:events"  # stream of routing events
 SOCKETS = f"{TAG}:sockets"  # agent -> open console sockets
+# web process -> its last heartbeat (unix seconds); a process counts its sockets apart too
+PROCESSES = f"{TAG}:procs"
 MISSED = f"{TAG}:missed"  # agent -> offers missed in a row
 BUILT = f"{TAG}:built"
 STATS = f"{TAG}:stats"  # "queue:field" -> running totals for wait-time estimates
@@ -250,6 +252,30 @@ return due
 """
 
 
+# A web process that stopped beating: take its agents' sockets off their counts (it died
+# with them open). KEYS: PROCESSES, SOCKETS, the process's socket counts. ARGV: process,
+# seen before (the process is left alone if it beat since). Returns the agents left with none.
+REAP_PROCESS = """
+local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if seen and tonumber(seen) >= tonumber(ARGV[2]) then return {} end
+local counts = redis.call('HGETALL', KEYS[3])
+local none_left = {}
+for i = 1, #counts, 2 do
+  local held = tonumber(counts[i + 1])
+  if held > 0 then
+    local left = redis.call('HINCRBY', KEYS[2], counts[i], -held)
+    if left <= 0 then
+      redis.call('HSET', KEYS[2], counts[i], 0)
+      table.insert(none_left, counts[i])
+    end
+  end
+end
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return none_left
+"""
+
+
 class NotBuilt(Exception):
     """The routing state is missing (Redis lost it) or being rebuilt: nothing was changed."""
 
@@ -287,6 +313,11 @@ def idle_key(pool: str) -> str:
     return f"{TAG}:i:{pool}"
 
 
+def process_sockets_key(process: str) -> str:
+    """One web process's count of open console sockets per agent."""
+    return f"{TAG}:psockets:{process}"
+
+
 def personal_key(agent_id: int, channel: str) -> str:
     """Interactions of one channel waiting for one preferred agent."""
     return f"{TAG}:pw:{agent_id}:{channel}"
@@ -305,6 +336,7 @@ class RoutingStore:
         self._rescore = client.register_script(RESCORE)
         self._take_slot = client.register_script(TAKE_SLOT)
         self._enqueue_match = client.register_script(ENQUEUE_MATCH)
+        self._reap_process = client.register_script(REAP_PROCESS)
         self._built_seen_at: float | None = None  # monotonic time BUILT was last seen
 
     # interactions
@@ -469,13 +501,37 @@ class RoutingStore:
         """Take a free slot of an agent's capacity outside routing; False when none is free."""
         return bool(self._take_slot(keys=[LOAD, CAP], args=[f"{agent_id}:{channel}"]))
 
-    def sockets(self, agent_id: int, delta: int) -> int:
-        """Count an agent's open console sockets (across processes); never below zero."""
-        count = int(self.redis.hincrby(SOCKETS, str(agent_id), delta))
+    def sockets(self, agent_id: int, delta: int, process: str | None = None) -> int:
+        """Count an agent's open console sockets (across processes); never below zero.
+
+        With `process`, the web process holding the socket counts it too, so the sockets
+        of a process that dies can be taken off (`reap_process`).
+        """
+        if delta and process:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hincrby(SOCKETS, str(agent_id), delta)
+            pipe.hincrby(process_sockets_key(process), str(agent_id), delta)
+            count = int(pipe.execute()[0])
+        else:
+            count = int(self.redis.hincrby(SOCKETS, str(agent_id), delta))
         if count < 0:
             self.redis.hset(SOCKETS, str(agent_id), 0)
             count = 0
         return count
+
+    def process_alive(self, process: str, now: float) -> None:
+        """A web process's heartbeat."""
+        self.redis.zadd(PROCESSES, {process: now})
+
+    def silent_processes(self, since: float) -> list[str]:
+        """Web processes that have not beaten since `since`."""
+        return list(self.redis.zrangebyscore(PROCESSES, "-inf", f"({since}"))
+
+    def reap_process(self, process: str, since: float) -> list[int]:
+        """Take a silent process's sockets off its agents' counts; the agents left with
+        none (nothing, if it beat again since `since`)."""
+        keys = [PROCESSES, SOCKETS, process_sockets_key(process)]
+        return [int(agent) for agent in self._reap_process(keys=keys, args=[process, since])]
 
     def reset_missed(self, agent_id: int) -> None:
         self.redis.hdel(MISSED, str(agent_id))
@@ -624,11 +680,16 @@ class RoutingStore:
         self._built_seen_at = time.monotonic()
 
     def clear(self) -> None:
-        """Delete the routing state a rebuild restores (the event log and socket counts stay)."""
+        """Delete the routing state a rebuild restores (the event log and socket counts, with
+        the web processes that hold them, stay)."""
         # The marker goes first: scripts that check it stop acting while the rest goes.
         self.redis.delete(BUILT)
         self._built_seen_at = None
-        keep = {EVENTS, SOCKETS}
-        keys = [k for k in self.redis.scan_iter(match=f"{TAG}:*", count=1000) if k not in keep]
+        keep = {EVENTS, SOCKETS, PROCESSES}
+        keys = [
+            k
+            for k in self.redis.scan_iter(match=f"{TAG}:*", count=1000)
+            if k not in keep and not k.startswith(process_sockets_key(""))
+        ]
         for start in range(0, len(keys), 500):
             self.redis.delete(*keys[start : start + 500])

@@ -190,6 +190,32 @@ def test_disconnect_returns_offer_at_once_and_goes_offline_after_grace(make_queu
     assert sam.presence == "offline"
 
 
+def test_a_silent_web_process_loses_its_consoles(app, make_queue, agent, arrive):
+    queue = make_queue(channels=["email"])
+    sam, kim = agent("sam"), agent("kim")
+    routing.web_process_beat("web-a")
+    routing.agent_connected(sam)
+    routing.agent_connected(kim)
+    routing.web_process_beat("web-b")
+    routing.agent_connected(kim)  # kim also has a console on b
+    interaction = arrive(queue)
+    holder = offered_to(interaction)
+    store = routing.get_store()
+    silent_s = app.config["WEB_PROCESS_SILENT_S"]
+    # b beats on; a falls silent (killed): only a's sockets come off.
+    store.process_alive("web-b", time.time() + silent_s)
+    assert routing.reap_silent_web_processes(now=time.time() + silent_s + 1) == 1
+    assert store.sockets(sam.id, 0) == 0 and store.sockets(kim.id, 0) == 1
+    assert store.silent_processes(float("inf")) == ["web-b"]  # a is gone from the list
+    reservation = db.session.scalar(sa.select(Reservation).where(Reservation.agent_id == sam.id))
+    if holder == sam.id:  # sam's ringing offer went back, as when a console closes
+        assert reservation.status == "revoked" and reservation.reason == "agent disconnected"
+    fire_timers(routing.DISCONNECT_GRACE_S + 1)
+    db.session.refresh(sam)
+    db.session.refresh(kim)
+    assert sam.presence == "offline" and kim.presence == "available"
+
+
 def test_reconnect_within_grace_keeps_presence(make_queue, agent):
     make_queue()
     sam = agent("sam")
