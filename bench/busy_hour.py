@@ -484,6 +484,8 @@ def main() -> int:
             procs[f"web{i}"] = start(
                 [
                     str(VENV_BIN / "gunicorn"),
+                    "-c",
+                    "gunicorn.conf.py",  # as the Procfile runs it
                     "-k",
                     "gevent",
                     "-w",
