@@ -761,6 +761,15 @@ def agent_status_payload(agent: User) -> dict[str, Any]:
     return payload
 
 
+def revoked_payload(reservation: Reservation, reason: str) -> dict[str, Any]:
+    """The `offer_revoked` event: which offer, why, and when it was taken back."""
+    return {
+        "reservation_id": reservation.id,
+        "reason": reason,
+        "revoked_at": isoformat(reservation.responded_at or utcnow()),
+    }
+
+
 def reservation_payload(reservation: Reservation) -> dict[str, Any]:
     """A reservation with its decision record: why this agent."""
     return {
@@ -876,7 +885,7 @@ def _close_offer(
         _store().set_agent(agent.id, "away", agent.capacity or {})
     _derive_status(agent, now)
     db.session.commit()
-    emit_to_agent(agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason})
+    emit_to_agent(agent.id, "offer_revoked", revoked_payload(reservation, reason))
     if missed:
         live.offer_missed(agent.id)
     _emit_status(agent)
@@ -1588,9 +1597,7 @@ def leave_queue(interaction: Interaction, outcome: str, reason: str) -> Interact
         agent = reservation.agent
         _derive_status(agent, now)
         db.session.commit()
-        emit_to_agent(
-            agent.id, "offer_revoked", {"reservation_id": reservation.id, "reason": reason}
-        )
+        emit_to_agent(agent.id, "offer_revoked", revoked_payload(reservation, reason))
         _emit_status(agent)
         _free_for_work(agent)
     log.info("interaction %s left the queue: %s", interaction.id, outcome)
@@ -2201,7 +2208,7 @@ def rebuild_state(force: bool = False) -> dict[str, int]:
         emit_to_agent(
             reservation.agent_id,
             "offer_revoked",
-            {"reservation_id": reservation.id, "reason": "routing state rebuilt"},
+            revoked_payload(reservation, "routing state rebuilt"),
         )
     for agent in agents:
         _make_available(agent)

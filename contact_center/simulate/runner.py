@@ -25,7 +25,7 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
@@ -155,7 +155,11 @@ class Simulation:
         self.by_sid: dict[str, Call] = {}
         self.emails: dict[str, deque] = defaultdict(deque)  # address -> waiting emails' info
         self.email_ids: dict[int, tuple[str, str]] = {}  # seq -> (address, Message-ID)
-        self.open_offers: dict[int, tuple[int, float]] = {}  # interaction -> (agent, expiry)
+        # interaction -> (agent, expiry, reservation) of the offer standing as this client
+        # sees it; times are the server's (its clock is the machine's)
+        self.open_offers: dict[int, tuple[int, float, str]] = {}
+        # reservation -> when another agent was offered its interaction while it stood
+        self.overlaps: dict[str, float] = {}
         self.reservations: dict[str, int] = {}  # open offers' reservation -> interaction
         # accepts in flight: reservation -> resolved by the server's `assigned` event
         self.assignments: dict[str, asyncio.Future] = {}
@@ -519,7 +523,7 @@ class Simulation:
             self._on_offer(agent, data)
 
         async def on_revoked(data: dict) -> None:
-            self._revoked(data.get("reservation_id"))
+            self._revoked(data.get("reservation_id"), data.get("revoked_at"))
 
         async def on_status(data: dict) -> None:
             if data.get("status") == "available" and agent.free_since is None:
@@ -588,11 +592,20 @@ class Simulation:
         now = time.perf_counter()
         interaction = offer.get("interaction") or {}
         interaction_id = interaction.get("id")
+        reservation_id = offer.get("reservation_id")
+        sent_at = _server_time(offer.get("server_time"))
         holder = self.open_offers.get(interaction_id)
-        if holder is not None and holder[1] > now and holder[0] != id(agent):
-            self.counts["double_offers"] += 1
-        self.open_offers[interaction_id] = (id(agent), now + _rings_for(offer))
-        self.reservations[offer.get("reservation_id")] = interaction_id
+        if holder is not None and holder[0] != id(agent) and holder[1] > sent_at:
+            # Another agent's offer of it stands, as far as this client knows: a double
+            # offer, unless that offer's revocation (on its way through another process)
+            # says it was taken back before this one was sent.
+            self.overlaps[holder[2]] = sent_at
+        self.open_offers[interaction_id] = (
+            id(agent),
+            _server_time(offer.get("expires_at"), default=sent_at + _seconds_left(offer)),
+            reservation_id,
+        )
+        self.reservations[reservation_id] = interaction_id
         agent.held += 1
         contact, entered = self._contact_of(interaction)
         if contact is not None and entered is not None:
@@ -619,8 +632,11 @@ class Simulation:
             return contact, entered
         return None, None
 
-    def _revoked(self, reservation_id: Any) -> None:
+    def _revoked(self, reservation_id: Any, revoked_at: Any = None) -> None:
         """An offer taken back (rang out, the caller hung up): it may go to another agent."""
+        overlapped_at = self.overlaps.pop(reservation_id, None)
+        if overlapped_at is not None and _server_time(revoked_at) > overlapped_at:
+            self.counts["double_offers"] += 1  # taken back only after the other was sent
         interaction_id = self.reservations.pop(reservation_id, None)
         if interaction_id is not None:
             self.open_offers.pop(interaction_id, None)
@@ -805,7 +821,8 @@ class Simulation:
             "webhook_p99_ms": self.webhook.p(99),
             "offer_p50_ms": self.offer.p(50),
             "offer_p99_ms": self.offer.p(99),
-            "double_offers": self.counts["double_offers"],
+            # An overlap never taken back: the first offer was accepted while another stood.
+            "double_offers": self.counts["double_offers"] + len(self.overlaps),
             "counts": dict(self.counts),
             "errors": dict(self.errors),
         }
@@ -838,16 +855,12 @@ def _parse(twiml: str) -> ElementTree.Element | None:
         return None
 
 
-def _rings_for(offer: dict) -> float:
-    """How much longer an offer stands, by the server's expiry on the wall clock. A late
-    delivery (a loaded server) does not extend it, so a second agent offered the interaction
-    after it expired is not taken for a double offer. Never longer than `_seconds_left`:
-    with a remote server's clock ahead, the check errs on the side of seeing fewer."""
+def _server_time(value: Any, default: float = float("inf")) -> float:
+    """A server's ISO 8601 time as a Unix time (`default` when missing or malformed)."""
     try:
-        expires = datetime.fromisoformat(offer["expires_at"].replace("Z", "+00:00"))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return _seconds_left(offer)
-    return min(_seconds_left(offer), max(0.0, (expires - datetime.now(UTC)).total_seconds()))
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError):
+        return default
 
 
 def _seconds_left(offer: dict) -> float:
