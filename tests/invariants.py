@@ -20,7 +20,12 @@ from contact_center.agents.models import User
 from contact_center.db_types import utcnow
 from contact_center.extensions import db
 from contact_center.routing import policy
-from contact_center.routing.models import HOLDING_STATUSES, Interaction, Reservation
+from contact_center.routing.models import (
+    HOLDING_STATUSES,
+    LIVE_STATUSES,
+    Interaction,
+    Reservation,
+)
 from contact_center.routing.store import BUILT, CAP, LOAD, RESERVATIONS, WHERE
 from contact_center.sla.models import SlaEvent
 from contact_center.tickets.models import TicketMessage
@@ -154,13 +159,44 @@ def _capacity(redis: Any, pending: list) -> list[str]:
                 f"interactions {sorted(interactions)}"
             )
     caps = redis.hgetall(CAP)
-    for slot, load in sorted(redis.hgetall(LOAD).items()):
+    loads = redis.hgetall(LOAD)
+    for slot, load in sorted(loads.items()):
         cap = int(caps.get(slot, 0))
         if not 0 <= int(load) <= cap:
             problems.append(
                 f"invariant 1: Redis {LOAD} {slot} = {load}, outside 0..{CAP} {slot} = {cap}"
             )
+    if not redis.exists(BUILT):
+        return problems
+    # Redis counts the slots matching trusts: they must be what the database holds, or an
+    # agent can be offered more than their capacity (or never offered again).
+    slots = {key: [f"interaction {i}" for i in sorted(ids)] for key, ids in held.items()}
+    for column, statuses, what in (
+        (Interaction.consult_agent_id, LIVE_STATUSES, "consulted on"),
+        (Interaction.handoff_agent_id, None, "handed on"),
+    ):
+        query = sa.select(Interaction.id, column, Interaction.channel).where(column.is_not(None))
+        if statuses is None:
+            query = query.where(Interaction.handoff_wrapup_until.is_not(None))
+        else:
+            query = query.where(Interaction.status.in_(statuses))
+        for interaction_id, agent_id, channel in db.session.execute(query):
+            key = (agent_id, policy.capacity_channel(channel))
+            slots.setdefault(key, []).append(f"{what} {interaction_id}")
+    for key in sorted(set(slots) | {_slot_key(k) for k in loads}):
+        agent_id, channel = key
+        load = int(loads.get(f"{agent_id}:{channel}", 0))
+        if load != len(slots.get(key, [])):
+            problems.append(
+                f"invariant 1: Redis {LOAD} {agent_id}:{channel} = {load} but the database "
+                f"holds {len(slots.get(key, []))} slots: {slots.get(key, [])}"
+            )
     return problems
+
+
+def _slot_key(slot: str) -> tuple[int, str]:
+    agent_id, channel = slot.split(":", 1)
+    return int(agent_id), channel
 
 
 def _nothing_lost(redis: Any, pending: list) -> list[str]:

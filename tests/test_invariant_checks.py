@@ -87,9 +87,12 @@ def test_an_offer_redis_lost_is_reported(app, ringing):
 def test_an_agent_over_capacity_is_reported(app, ringing):
     alice = ringing["alice"]
     app.extensions["redis"].hset(LOAD, f"{alice.id}:voice", 2)
+    offer = ringing["offer"]
     assert invariant_violations(app) == [
         f"invariant 1: Redis {LOAD} {alice.id}:voice = 2, outside 0..{{cc}}:cap "
-        f"{alice.id}:voice = 1"
+        f"{alice.id}:voice = 1",
+        f"invariant 1: Redis {LOAD} {alice.id}:voice = 2 but the database holds 1 slots: "
+        f"['interaction {offer.interaction_id}']",
     ]
 
 
