@@ -26,7 +26,7 @@ from contact_center.routing.models import (
     Interaction,
     Reservation,
 )
-from contact_center.routing.store import BUILT, CAP, LOAD, RESERVATIONS, WHERE
+from contact_center.routing.store import BUILT, CAP, LOAD, RESERVATIONS, TAG, WHERE
 from contact_center.sla.models import SlaEvent
 from contact_center.tickets.models import TicketMessage
 from contact_center.webhook_receipts import WebhookReceipt
@@ -234,6 +234,24 @@ def _nothing_lost(redis: Any, pending: list) -> list[str]:
                 problems.append(
                     f"invariant 2: interaction {row.id} is offered (reservation "
                     f"{offered_by[row.id]}) but Redis {RESERVATIONS} does not hold that offer"
+                )
+    # And the other way: nothing waits or rings in Redis that the database does not say
+    # waits or rings (a stale entry would be offered again).
+    queued = {row.id for row in rows if row.status == "queued"}
+    pending_ids = {r.id for r in pending}
+    for key in sorted(redis.scan_iter(match=f"{TAG}:*w:*")):
+        for member in redis.zrange(key, 0, -1):
+            if int(member) not in queued:
+                problems.append(
+                    f"invariant 2: interaction {member} waits in Redis {key} but the "
+                    f"database does not have it queued"
+                )
+    for interaction_id, reservation_ids in sorted(reserved.items()):
+        for reservation_id in reservation_ids:
+            if reservation_id not in pending_ids:
+                problems.append(
+                    f"invariant 2: Redis {RESERVATIONS} holds offer {reservation_id} of "
+                    f"interaction {interaction_id}, not pending in the database"
                 )
     return problems
 

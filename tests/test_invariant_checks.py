@@ -128,3 +128,21 @@ def test_an_escalation_recorded_twice_is_reported(app):
         f"invariant 5: ticket {ticket.id} has 2 'escalated' events for first_response cycle 0"
         f", policy 'Standard' step 0: sla_events {ids}"
     ]
+
+
+def test_redis_holding_what_the_database_ended_is_reported(app, ringing):
+    offer, waiting = ringing["offer"], ringing["calls"][1]
+    key = app.extensions["redis"].hget(WHERE, str(waiting.id))
+    offer.status = "revoked"  # the database closed the offer, Redis still rings it
+    offer.interaction.status = "ended"
+    waiting.status = "ended"  # and ended a call Redis still has waiting
+    db.session.commit()
+    problems = invariant_violations(app)
+    assert (
+        f"invariant 2: interaction {waiting.id} waits in Redis {key} but the database does "
+        f"not have it queued"
+    ) in problems
+    assert (
+        f"invariant 2: Redis {RESERVATIONS} holds offer {offer.id} of interaction "
+        f"{offer.interaction_id}, not pending in the database"
+    ) in problems
