@@ -26,7 +26,7 @@ from contact_center.routing.models import (
     Interaction,
     Reservation,
 )
-from contact_center.routing.store import BUILT, CAP, LOAD, RESERVATIONS, TAG, WHERE
+from contact_center.routing.store import BUILT, CAP, LOAD, OFFER, RESERVATIONS, TAG, WHERE
 from contact_center.sla.models import SlaEvent
 from contact_center.tickets.models import TicketMessage
 from contact_center.webhook_receipts import WebhookReceipt
@@ -246,6 +246,19 @@ def _nothing_lost(redis: Any, pending: list) -> list[str]:
                     f"invariant 2: interaction {member} waits in Redis {key} but the "
                     f"database does not have it queued"
                 )
+    offers = redis.hgetall(OFFER)
+    for r in pending:
+        if offers.get(str(r.agent_id)) != r.id:
+            problems.append(
+                f"invariant 2: reservation {r.id} is pending for agent {r.agent_id} but Redis "
+                f"{OFFER} has {offers.get(str(r.agent_id))!r} for that agent"
+            )
+    for agent_id, reservation_id in sorted(offers.items()):
+        if reservation_id not in pending_ids:
+            problems.append(
+                f"invariant 2: Redis {OFFER} has agent {agent_id} ringing with "
+                f"{reservation_id}, not pending in the database (no offer would reach them)"
+            )
     for interaction_id, reservation_ids in sorted(reserved.items()):
         for reservation_id in reservation_ids:
             if reservation_id not in pending_ids:

@@ -146,3 +146,7 @@ def test_redis_holding_what_the_database_ended_is_reported(app, ringing):
         f"invariant 2: Redis {RESERVATIONS} holds offer {offer.id} of interaction "
         f"{offer.interaction_id}, not pending in the database"
     ) in problems
+    assert (
+        f"invariant 2: Redis {{cc}}:offer has agent {ringing['alice'].id} ringing with "
+        f"{offer.id}, not pending in the database (no offer would reach them)"
+    ) in problems
