@@ -11,6 +11,7 @@ from contact_center.agents.models import User
 from contact_center.extensions import db
 from contact_center.routing.models import Interaction
 from tests.conftest import call_sid
+from tests.invariants import assert_invariants
 from webhooks.deferred import drain, pending
 
 
@@ -36,7 +37,7 @@ def pool_held(app):
     return Holder
 
 
-def test_api_answers_503_with_retry_after(client, create_user, auth_header, pool_held):
+def test_api_answers_503_with_retry_after(app, client, create_user, auth_header, pool_held):
     supervisor = create_user("sam", role="supervisor")
     headers = auth_header(supervisor)
     with pool_held():
@@ -46,10 +47,12 @@ def test_api_answers_503_with_retry_after(client, create_user, auth_header, pool
     assert response.get_json()["error"]["code"] == "unavailable"
     # The connection is free again: the same request is served.
     assert client.get("/api/v1/queues", headers=headers).status_code == 200
+    db.session.remove()  # the pool's one connection, for the check
+    assert_invariants(app)
 
 
 def test_socket_event_is_acked_unavailable_and_changes_nothing(
-    create_user, agent_socket, pool_held
+    app, create_user, agent_socket, pool_held
 ):
     agent = create_user("ana", role="agent", capacity={"voice": 1})
     socket = agent_socket(agent)
@@ -63,6 +66,8 @@ def test_socket_event_is_acked_unavailable_and_changes_nothing(
     assert ack["ok"] is True
     db.session.remove()
     assert db.session.scalar(sa.select(User.presence).where(User.id == agent.id)) == "available"
+    db.session.remove()
+    assert_invariants(app)
 
 
 def test_voice_webhook_answers_the_fallback_and_is_recorded_later(app, twilio_post, pool_held):
@@ -77,6 +82,7 @@ def test_voice_webhook_answers_the_fallback_and_is_recorded_later(app, twilio_po
     assert drain(app) == 1
     assert count_calls() == 1
     assert drain(app) == 0
+    assert_invariants(app)
 
 
 def count_calls() -> int:

@@ -37,6 +37,7 @@ from tests.conftest import (
     VOICE,
     call_sid,
 )
+from tests.invariants import assert_invariants
 from tests.test_scale_out import (
     BIN,
     free_port,
@@ -212,6 +213,7 @@ def test_sigterm_lets_an_in_flight_call_finish_and_takes_no_new_one(
     db.session.remove()
     recorded = db.session.scalars(sa.select(Interaction.external_id)).all()
     assert recorded == [call_sid(1)]  # committed; the call refused after the signal is not
+    assert_invariants(app)
 
 
 class _SlowSmtp:
@@ -292,6 +294,7 @@ def test_sigterm_lets_the_worker_finish_its_job_then_exit(app, post_mail, tmp_pa
     assert "timer poller stopped" in output, output
     assert not [m for m in beats.zrange(HEARTBEATS_KEY, 0, -1) if f":{worker.pid}:" in m]
     assert not _rq_workers(app)  # unregistered from RQ
+    assert_invariants(app)
 
 
 @pytest.mark.real_services
@@ -321,3 +324,4 @@ def test_sigterm_stops_an_idle_worker_at_once(app, tmp_path):
     assert "timer poller stopped" in log.read_text(errors="replace")
     assert not [m for m in beats.zrange(HEARTBEATS_KEY, 0, -1) if f":{worker.pid}:" in m]
     assert not _rq_workers(app)
+    assert_invariants(app)

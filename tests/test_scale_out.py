@@ -36,6 +36,7 @@ from tests.conftest import (
     call_sid,
     sign,
 )
+from tests.invariants import assert_invariants
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -349,6 +350,7 @@ def test_an_agent_whose_web_process_dies_keeps_the_offer_on_another(
     interaction = db.session.get(Interaction, first["interaction"]["id"])
     assert interaction.external_id == sid and interaction.agent_id == alice_id
     assert interaction.answered_at is not None
+    assert_invariants(app)
 
 
 @pytest.mark.real_services
@@ -416,3 +418,4 @@ def test_consoles_of_a_dead_web_process_stop_counting(app, create_user, twilio_s
             for name, log in logs.items():
                 print(f"--- {name} ---\n{tail(log)}")
             raise
+    assert_invariants(app)

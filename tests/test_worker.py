@@ -20,6 +20,7 @@ from contact_center.simulate.sla_load import fired_steps, seed_due_tickets
 from contact_center.tickets.models import TicketMessage
 from contact_center.worker import start_embedded_worker
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.invariants import assert_invariants
 from tests.tickets.test_email_inbound import make_mail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,3 +191,4 @@ def test_a_worker_killed_while_sending_leaves_the_mail_to_another_once(app, post
     assert ack.delivery_status == "sent"
     assert len(sink.messages) == 1
     assert ack.send_attempts == 1  # the killed attempt was never committed
+    assert_invariants(app)

@@ -17,6 +17,7 @@ from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction, Reservation
 from tests.faults import RedisServer
+from tests.invariants import assert_invariants
 from tests.routing.conftest import offered_to
 
 
@@ -83,3 +84,4 @@ def test_a_redis_crash_loses_no_caller_and_no_place(app, redis_server, make_queu
     # Nothing lost: every call is either ringing or waiting, in the database and in Redis.
     statuses = db.session.scalars(sa.select(Interaction.status)).all()
     assert sorted(statuses) == ["offered", "offered", "queued", "queued", "queued"]
+    assert_invariants(app)

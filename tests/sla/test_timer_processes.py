@@ -18,6 +18,7 @@ from contact_center.extensions import db
 from contact_center.simulate.sla_load import fired_count, fired_steps, seed_due_tickets
 from contact_center.tickets.models import Ticket
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.invariants import assert_invariants
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMERS = 1000
@@ -85,3 +86,4 @@ def test_every_due_timer_fires_once_even_when_a_worker_dies(app, tmp_path):
     assert all(t.count("late") == 1 for t in tags)
     # Nothing fired before it was due.
     assert all(recorded >= due for _, due, recorded in fired)
+    assert_invariants(app)

@@ -10,6 +10,7 @@ from contact_center.extensions import db
 from contact_center.routing import services as routing
 from contact_center.tickets import services as tickets
 from contact_center.tickets.models import Ticket, TicketMessage
+from tests.invariants import assert_invariants
 from tests.tickets.test_email_inbound import make_mail
 
 
@@ -85,6 +86,7 @@ def test_smtp_failure_is_retried_with_back_off_then_sent(
     assert ack.delivery_status == "sent" and ack.send_attempts == 2 and ack.delivery_error is None
     assert len(smtp_server.messages) == 1
     assert db.session.get(Ticket, ticket_id) is not None
+    assert_invariants(app)
 
 
 def test_permanent_refusal_fails_at_once_and_shows_on_the_ticket(

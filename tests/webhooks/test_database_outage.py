@@ -23,6 +23,7 @@ from contact_center.webhook_receipts import WebhookReceipt
 from contact_center.worker import run_forever
 from tests.conftest import PUBLIC_BASE_URL, TEST_DATABASE_URL, VOICE, call_sid, sign
 from tests.faults import TcpProxy
+from tests.invariants import assert_invariants
 from webhooks.deferred import DEFERRED_KEY, FAILED_KEY, PROCESSING_KEY, database_answers, drain
 
 CALLER = {"From": "+447700900123", "To": "+442071838750"}
@@ -160,6 +161,7 @@ def test_a_database_outage_defers_calls_and_refuses_mail_then_recovers(
     assert count(Interaction, Interaction.external_id == call_sid(2)) == 1
     assert count(WebhookReceipt) == receipts
     assert count(Ticket) == tickets
+    assert_invariants(app)
 
 
 @pytest.mark.real_services
@@ -178,6 +180,7 @@ def test_a_replay_cut_short_by_another_outage_resumes_later(app, proxy, twilio_p
     assert wait_for(lambda: drain(app) == 2, 60)
     assert not kept(app)
     assert count(Interaction, Interaction.external_id.in_([call_sid(4), call_sid(5)])) == 2
+    assert_invariants(app)
 
 
 def test_an_unreachable_database_defers_the_call_and_a_replay_records_it(
@@ -215,6 +218,7 @@ def test_an_unreachable_database_defers_the_call_and_a_replay_records_it(
     retried = client.post(VOICE, data=params, headers=headers)
     assert retried.status_code == 200 and retried.data == answer.data
     assert count(Interaction, Interaction.external_id == call_sid(7)) == 1
+    assert_invariants(app)
 
 
 # ---------------------------------------------------------------- the other voice paths
@@ -374,6 +378,7 @@ def test_connect_requeue_and_survey_answer_twiml_during_an_outage_and_replay_onc
     assert twilio_post(f"{VOICE}/recording", recorded).status_code == 200
     voicemail = fresh(Interaction, waiting_id)
     assert voicemail.outcome == "voicemail" and voicemail.ticket_id is not None
+    assert_invariants(app)
 
 
 @pytest.mark.timeout(180)
@@ -434,3 +439,4 @@ def test_an_outbound_call_during_an_outage_joins_the_customer_or_apologises_to_t
     assert routing.get_store().load(carol_id, "voice") == 0
     dialled = [r for r in twilio_stub.state.requests[calls_before:] if "To" in r.form]
     assert dialled == []
+    assert_invariants(app)
