@@ -145,3 +145,36 @@ class RedisServer:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; its last answer."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+class StallingSmtp:
+    """An aiosmtpd handler whose first delivery hangs in DATA until `release` is set (or
+    `hold_s` passes), then is answered `first_answer`; later deliveries are taken."""
+
+    def __init__(self, first_answer: str = "250 Message accepted", hold_s: float = 60) -> None:
+        self.first_answer = first_answer
+        self.hold_s = hold_s
+        self.messages: list = []
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd's name)
+        import asyncio
+
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, self.hold_s)
+            if not self.first_answer.startswith("250"):
+                return self.first_answer
+        self.messages.append(envelope)
+        return "250 Message accepted"

@@ -30,16 +30,16 @@ from contact_center.routing.models import Interaction
 from contact_center.tickets.models import TicketMessage
 from tests.conftest import (
     ACCOUNT_SID,
-    AUTH_TOKEN,
-    PUBLIC_BASE_URL,
     TEST_DATABASE_URL,
     TEST_REDIS_URL,
     VOICE,
     call_sid,
 )
+from tests.faults import StallingSmtp, wait_for
 from tests.invariants import assert_invariants
 from tests.test_scale_out import (
     BIN,
+    deployment_env,
     free_port,
     post_twilio,
     start,
@@ -82,32 +82,6 @@ def _refused(port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
-
-
-def _wait_until(predicate, timeout: float = WAIT_S) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
-
-
-def _gunicorn_env(twilio_stub) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": TEST_DATABASE_URL or "",
-        "REDIS_URL": TEST_REDIS_URL or "",
-        "SECRET_KEY": "test-secret-key",
-        "SOCKETIO_ASYNC_MODE": "gevent",
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_API_BASE_URL": twilio_stub.base_url,
-    }
-    for name in ("SOCKETIO_MESSAGE_QUEUE", "SOCKETIO_CHANNEL", "FLASK_APP"):
-        env.pop(name, None)
-    return env
 
 
 class _AgentConsole:
@@ -177,7 +151,7 @@ def test_sigterm_lets_an_in_flight_call_finish_and_takes_no_new_one(
         "--graceful-timeout", str(GRACEFUL_TIMEOUT_S), "-b", f"127.0.0.1:{port}", "wsgi:app",
     ]  # fmt: skip
     with ExitStack() as stack:
-        web = start(command, _gunicorn_env(twilio_stub), log)
+        web = start(command, deployment_env(twilio_stub), log)
         stack.callback(stop, web)
         stack.callback(engine.dispose)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
@@ -192,7 +166,7 @@ def test_sigterm_lets_an_in_flight_call_finish_and_takes_no_new_one(
 
             web.send_signal(signal.SIGTERM)
             # A request after the signal is not taken (the listening socket is closed).
-            assert _wait_until(lambda: _refused(port)), "still accepting after SIGTERM"
+            assert wait_for(lambda: _refused(port), WAIT_S), "still accepting after SIGTERM"
             with pytest.raises(urllib.error.URLError):
                 post_twilio(port, VOICE, {"CallSid": call_sid(2), **CALLER})
             assert not call.done()  # still waiting on the database
@@ -216,22 +190,6 @@ def test_sigterm_lets_an_in_flight_call_finish_and_takes_no_new_one(
     assert_invariants(app)
 
 
-class _SlowSmtp:
-    """An SMTP server that holds the first message in DATA until released, then takes it."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.stalled = threading.Event()
-        self.release = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd's name)
-        if not self.stalled.is_set():
-            self.stalled.set()
-            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, WAIT_S)
-        self.messages.append(envelope)
-        return "250 Message accepted"
-
-
 def _rq_workers(app) -> list:
     from rq import Worker
 
@@ -246,7 +204,7 @@ def test_sigterm_lets_the_worker_finish_its_job_then_exit(app, post_mail, tmp_pa
     from aiosmtpd.controller import Controller
 
     port = free_port()
-    sink = _SlowSmtp()
+    sink = StallingSmtp(hold_s=WAIT_S)
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     post_mail(make_mail())  # the auto-reply is queued as an RQ job
@@ -268,12 +226,13 @@ def test_sigterm_lets_the_worker_finish_its_job_then_exit(app, post_mail, tmp_pa
     beats = app.extensions["redis"]
     try:
         assert sink.stalled.wait(WAIT_S), f"the mail job never reached DATA:\n{tail(log)}"
-        assert _wait_until(
-            lambda: any(f":{worker.pid}:" in m for m in beats.zrange(HEARTBEATS_KEY, 0, -1))
+        assert wait_for(
+            lambda: any(f":{worker.pid}:" in m for m in beats.zrange(HEARTBEATS_KEY, 0, -1)),
+            WAIT_S,
         ), "the worker never beat"
         worker.send_signal(signal.SIGTERM)
         # RQ records that a stop was asked for; the job is still in DATA.
-        assert _wait_until(lambda: any(w.shutdown_requested_date for w in _rq_workers(app))), (
+        assert wait_for(lambda: any(w.shutdown_requested_date for w in _rq_workers(app)), WAIT_S), (
             f"the worker never took the signal:\n{tail(log)}"
         )
         assert worker.poll() is None and not sink.messages
@@ -311,11 +270,12 @@ def test_sigterm_stops_an_idle_worker_at_once(app, tmp_path):
     worker = start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env, log)
     beats = app.extensions["redis"]
     try:
-        assert _wait_until(
+        assert wait_for(
             lambda: (
                 any(f":{worker.pid}:" in m for m in beats.zrange(HEARTBEATS_KEY, 0, -1))
                 and _rq_workers(app)
-            )
+            ),
+            WAIT_S,
         ), f"the worker never started:\n{tail(log)}"
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=WAIT_S) == 0, tail(log)

@@ -109,11 +109,8 @@ def post_twilio(port: int, path: str, params: dict[str, str], query: dict[str, s
         return response.status, response.read()
 
 
-def start_deployment(
-    processes: ExitStack, ports: dict[str, int], logs: dict[str, Path], twilio_stub, **extra: str
-) -> dict[str, subprocess.Popen]:
-    """Two gunicorn web processes (gevent) and a `flask worker`, as production runs them;
-    returns the web processes by name, once both serve."""
+def deployment_env(twilio_stub, **extra: str) -> dict[str, str]:
+    """The environment of a deployment's processes on the test's database and Redis."""
     env = {
         **os.environ,
         "DATABASE_URL": TEST_DATABASE_URL or "",
@@ -130,6 +127,15 @@ def start_deployment(
     # for every process of the deployment.
     for name in ("SOCKETIO_MESSAGE_QUEUE", "SOCKETIO_CHANNEL", "FLASK_APP"):
         env.pop(name, None)
+    return env
+
+
+def start_deployment(
+    processes: ExitStack, ports: dict[str, int], logs: dict[str, Path], twilio_stub, **extra: str
+) -> dict[str, subprocess.Popen]:
+    """Two gunicorn web processes (gevent) and a `flask worker`, as production runs them;
+    returns the web processes by name, once both serve."""
+    env = deployment_env(twilio_stub, **extra)
     web = {}
     for name, port in ports.items():
         command = [

@@ -20,6 +20,7 @@ from contact_center.simulate.sla_load import fired_steps, seed_due_tickets
 from contact_center.tickets.models import TicketMessage
 from contact_center.worker import start_embedded_worker
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.faults import StallingSmtp
 from tests.invariants import assert_invariants
 from tests.tickets.test_email_inbound import make_mail
 
@@ -127,27 +128,6 @@ def test_embedded_worker_thread_runs_sla_escalations(app):
     assert all(recorded >= due for _, due, recorded in fired)
 
 
-class _StallingSink:
-    """An SMTP server whose first delivery hangs in DATA until released (then refused)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.messages: list = []
-        self.stalled = threading.Event()
-        self.release = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd's name)
-        import asyncio
-
-        if not self.stalled.is_set():
-            self.stalled.set()
-            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
-            return "451 4.3.0 Try again later"
-        self.messages.append(envelope)
-        return "250 Message accepted"
-
-
 @pytest.mark.real_services
 @pytest.mark.timeout(180)
 def test_a_worker_killed_while_sending_leaves_the_mail_to_another_once(app, post_mail):
@@ -160,7 +140,7 @@ def test_a_worker_killed_while_sending_leaves_the_mail_to_another_once(app, post
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sink = _StallingSink()
+    sink = StallingSmtp(first_answer="451 4.3.0 Try again later")
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     env = {

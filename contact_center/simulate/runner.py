@@ -563,10 +563,13 @@ class Simulation:
         payload: dict,
         late: str | None = None,
         lost: dict | None = None,
+        done: asyncio.Future | None = None,
     ) -> dict | None:
         """An agent's event and its ack (None when refused). A refusal with code `late` is
         a race the simulator expects (the caller hung up as the agent accepted): counted, not
-        an error. An ack that never came is None too, or `lost` when given."""
+        an error. An ack that never came is None too, or `lost` when given. `done`, once
+        set, says the event took effect: a refusal as `unavailable` (the server's database
+        out of reach part way) is then not sent again."""
         for attempt in range(UNAVAILABLE_TRIES):
             try:
                 ack = await agent.sio.call(event, payload, namespace="/agent", timeout=60)
@@ -575,10 +578,12 @@ class Simulation:
                 return lost
             if ack.get("ok") or ack.get("error", {}).get("code") != "unavailable":
                 break
-            # The server was too busy to reach its database: the agent clicks again.
             self.counts[f"{event}_unavailable"] += 1
+            # The server was too busy to reach its database: the agent clicks again.
             if attempt + 1 < UNAVAILABLE_TRIES:
                 await asyncio.sleep(UNAVAILABLE_PAUSE_S)
+            if done is not None and done.done():
+                return {"ok": True}  # it went through before the server ran out of connections
         if not ack.get("ok"):
             code = ack.get("error", {}).get("code")
             if code == late:
@@ -697,7 +702,12 @@ class Simulation:
         self.assignments[reservation_id] = assigned
         try:
             ack = await self._emit(
-                agent, "accept", {"reservation_id": reservation_id}, late="conflict", lost=LOST
+                agent,
+                "accept",
+                {"reservation_id": reservation_id},
+                late="conflict",
+                lost=LOST,
+                done=assigned,
             )
             if ack is LOST:
                 with contextlib.suppress(TimeoutError):

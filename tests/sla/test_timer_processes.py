@@ -18,6 +18,7 @@ from contact_center.extensions import db
 from contact_center.simulate.sla_load import fired_count, fired_steps, seed_due_tickets
 from contact_center.tickets.models import Ticket
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.faults import wait_for
 from tests.invariants import assert_invariants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,15 +41,6 @@ def start_worker(log) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=log,  # a file, not a pipe nobody reads: a full pipe blocks a worker
     )
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 @pytest.mark.real_services

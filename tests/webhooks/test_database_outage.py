@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -22,7 +21,7 @@ from contact_center.tickets.models import Ticket, TicketMessage
 from contact_center.webhook_receipts import WebhookReceipt
 from contact_center.worker import run_forever
 from tests.conftest import PUBLIC_BASE_URL, TEST_DATABASE_URL, VOICE, call_sid, sign
-from tests.faults import TcpProxy
+from tests.faults import TcpProxy, wait_for
 from tests.invariants import assert_invariants
 from webhooks.deferred import DEFERRED_KEY, FAILED_KEY, PROCESSING_KEY, database_answers, drain
 
@@ -39,15 +38,6 @@ def mail(message_id: str) -> bytes:
     message["Message-ID"] = message_id
     message.set_content("My new card has not arrived yet.")
     return message.as_bytes()
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def count(model, *where) -> int:
