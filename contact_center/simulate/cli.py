@@ -97,19 +97,23 @@ def provision(count: int) -> tuple[list[Login], Login]:
     return agents, supervisor
 
 
-def play_twilio(stub: TwilioStubServer, server_url: str) -> TwilioStubServer:
-    """Make the stub behave as Twilio does for live calls, calling back `server_url`."""
+def play_twilio(stub: TwilioStubServer, server_url: str, *more_urls: str) -> TwilioStubServer:
+    """Make the stub behave as Twilio does for live calls, calling back `server_url` (and
+    `more_urls` in turn: the other web processes of a deployment)."""
     stub.state.auto_advance = True
     stub.state.follow_redirects = True
     stub.state.webhook_base_url = server_url
+    stub.state.more_webhook_urls = more_urls
     stub.state.max_recorded = 1000
     return stub
 
 
-def start_stub(config: dict[str, Any], port: int, server_url: str) -> TwilioStubServer:
+def start_stub(
+    config: dict[str, Any], port: int, server_url: str, *more_urls: str
+) -> TwilioStubServer:
     """The Twilio stub on `port` (0: any free one), playing Twilio for the simulated calls."""
     stub = TwilioStubServer(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"], port=port)
-    return play_twilio(stub, server_url).start()
+    return play_twilio(stub, server_url, *more_urls).start()
 
 
 async def _run_until_interrupted(simulation: Simulation) -> dict[str, Any]:
@@ -181,7 +185,7 @@ def simulate_command(urls, profile, duration, drain, agents, seed, stub_port, as
         email_share=means["email_share"],
     )
     logins, supervisor = provision(agents)
-    stub = start_stub(config, stub_port, server)
+    stub = start_stub(config, stub_port, server, *servers[1:])
     sim_config = _sim_config(config, server, arrival_profile, behaviour, duration, drain, seed)
     sim_config.other_urls = tuple(servers[1:])
     simulation = Simulation(

@@ -71,6 +71,10 @@ class StubState:
     gone: set[str] = field(default_factory=set)
     # Where callbacks go: replaces the scheme and host of the URLs the app gave (None = as given).
     webhook_base_url: str | None = None
+    # More web processes of the same deployment: callbacks go round them all with the first,
+    # as Twilio's reach a load balancer's.
+    more_webhook_urls: tuple[str, ...] = ()
+    sent_callbacks: int = 0
     # Created calls advance initiated -> ringing -> in-progress on their own.
     auto_advance: bool = False
     # Requests to refuse as Twilio does a bad one (400): "call-create", "participant-create".
@@ -342,6 +346,7 @@ class TwilioStubServer(ThreadingHTTPServer):
             self.state.callbacks.clear()
             self.state.refuse.clear()
             self.state.webhook_base_url = None
+            self.state.more_webhook_urls = ()
             self.state.auto_advance = False
             self.state.follow_redirects = False
             self.state.max_recorded = None
@@ -355,6 +360,11 @@ class TwilioStubServer(ThreadingHTTPServer):
         base = self.state.webhook_base_url
         if not base:
             return url
+        if self.state.more_webhook_urls:
+            bases = (base, *self.state.more_webhook_urls)
+            with self.state.changed:
+                self.state.sent_callbacks += 1
+                base = bases[self.state.sent_callbacks % len(bases)]
         parts, new = urlsplit(url), urlsplit(base)
         return urlunsplit((new.scheme, new.netloc, parts.path, parts.query, parts.fragment))
 

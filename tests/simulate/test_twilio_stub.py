@@ -164,3 +164,17 @@ def test_a_long_run_keeps_only_the_latest_requests(app, stub):
         client.calls(f"CA{index:032d}").fetch()
     assert 5 <= len(stub.state.requests) <= 10
     assert stub.state.requests[-1].call_sid == f"CA{29:032d}"
+
+
+def test_callbacks_go_round_the_web_processes(twilio_stub):
+    """As Twilio's callbacks reach a load balancer: each web process takes its turn."""
+    twilio_stub.state.webhook_base_url = "http://127.0.0.1:1001"
+    twilio_stub.state.more_webhook_urls = ("http://127.0.0.1:1002",)
+    url = "http://desk.example/webhooks/twilio/voice/status?leg=agent"
+    targets = [twilio_stub._target(url) for _ in range(4)]
+    assert {target.split("/webhooks")[0] for target in targets} == {
+        "http://127.0.0.1:1001",
+        "http://127.0.0.1:1002",
+    }
+    assert targets[0] != targets[1] and targets[0] == targets[2]
+    assert all(target.endswith("/webhooks/twilio/voice/status?leg=agent") for target in targets)
