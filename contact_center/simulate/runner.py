@@ -529,7 +529,9 @@ class Simulation:
             if data.get("status") == "available" and agent.free_since is None:
                 agent.free_since = time.perf_counter()
             elif data.get("status") == "away" and not self.stopping.is_set():
-                # Set away after missed offers: back to ready, as a person would be.
+                # Set away after missed offers: back to ready, as a person would be. Not free
+                # meanwhile: the time to an offer counts from when they are ready again.
+                agent.free_since = None
                 self._spawn(self._ready_again(agent))
 
         sio.on("offer", on_offer, namespace="/agent")
