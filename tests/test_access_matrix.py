@@ -169,6 +169,41 @@ SOCKETS: dict[str, tuple[str, set[str]]] = {
     ),
     "/supervisor": ("supervisor", set()),
 }
+# Agent routes and events that read a queue's records (its interactions, tickets and
+# complaints, or the queue itself): an agent outside a restricted queue's teams gets 404 for
+# its records, finds them left out of lists, and 422 naming one in a body, unless they hold
+# it (agents.services.can_read). tests/routing/test_restricted_queues.py asks each of them.
+QUEUE_SCOPED: set[tuple[str, str]] = {
+    ("GET", "/api/v1/queues"),
+    ("GET", "/api/v1/queues/<int:queue_id>/estimate"),
+    ("GET", "/api/v1/interactions/<int:interaction_id>"),
+    ("GET", "/api/v1/tickets"),
+    ("GET", "/api/v1/tickets/<int:ticket_id>"),
+    ("PATCH", "/api/v1/tickets/<int:ticket_id>"),
+    ("GET", "/api/v1/tickets/<int:ticket_id>/attachments/<int:attachment_id>"),
+    ("GET", "/api/v1/tickets/<int:ticket_id>/audit"),
+    ("POST", "/api/v1/tickets/<int:ticket_id>/calls"),
+    ("GET", "/api/v1/tickets/<int:ticket_id>/canned/<int:canned_id>"),
+    ("POST", "/api/v1/tickets/<int:ticket_id>/links"),
+    ("POST", "/api/v1/tickets/<int:ticket_id>/merge"),
+    ("POST", "/api/v1/tickets/<int:ticket_id>/notes"),
+    ("POST", "/api/v1/tickets/<int:ticket_id>/replies"),
+    ("GET", "/api/v1/sla/tickets/<int:ticket_id>"),
+    ("GET", "/api/v1/complaints"),
+    ("POST", "/api/v1/complaints"),
+    ("GET", "/api/v1/complaints/<int:complaint_id>"),
+    ("PATCH", "/api/v1/complaints/<int:complaint_id>"),
+    ("POST", "/api/v1/complaints/<int:complaint_id>/close"),
+    ("GET", "/api/v1/complaints/<int:complaint_id>/final-response"),
+    ("POST", "/api/v1/complaints/<int:complaint_id>/final-response"),
+    ("POST", "/api/v1/complaints/<int:complaint_id>/follow-up"),
+    ("GET", "/api/v1/customers"),
+    ("GET", "/api/v1/customers/<int:customer_id>/history"),
+    ("POST", "/api/v1/surveys/servqual"),
+}
+# The /agent events that do: view_ticket (and so ticket_activity); offer, current and
+# consult carry the screen pop as the agent may read it.
+QUEUE_SCOPED_EVENTS = {"view_ticket"}
 PLACEHOLDERS = {
     "path:filename": "css/app.css",
     "token": "no-such-token",
@@ -211,6 +246,11 @@ def test_every_socket_event_has_a_declared_policy():
             if name.startswith("on_") and callable(getattr(handler, name))
         } - {"connect", "disconnect"}
         assert handled == SOCKETS[namespace][1], namespace
+
+
+def test_queue_scoped_routes_are_agent_routes():
+    assert {ROUTES.get(route) for route in QUEUE_SCOPED} == {"agent"}
+    assert QUEUE_SCOPED_EVENTS <= SOCKETS["/agent"][1]
 
 
 @pytest.fixture

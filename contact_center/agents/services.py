@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -15,6 +16,8 @@ from contact_center.agents.models import DEFAULT_CAPACITY, ROLES, AgentSkill, Ap
 from contact_center.db_types import contains, utcnow
 from contact_center.errors import APIError, Conflict
 from contact_center.extensions import db
+from contact_center.reads import execute_read
+from contact_center.routing.models import Queue
 
 # Checked against when a username is unknown, so a login takes as long either way.
 _DUMMY_HASH = generate_password_hash("not a real password")
@@ -137,6 +140,55 @@ def directory(query: str | None = None, available_only: bool = False) -> list[Us
     if available_only:
         statement = statement.where(User.status == "available")
     return list(db.session.scalars(statement))
+
+
+# ---------------------------------------------------------------- restricted queues
+
+
+def can_read_queue(user: User, queue: Queue | None) -> bool:
+    """Whether `user` may read a queue and its records (interactions, tickets, complaints):
+    any queue's, but a restricted queue's only as one who may read a restricted queue."""
+    return queue is None or not queue.restricted or _reads_restricted(user, queue.teams)
+
+
+def _reads_restricted(user: User, teams: list[str] | None) -> bool:
+    """Whether `user` may read a restricted queue of these teams: supervisors and admins, and
+    the agents of one of its teams (a restricted queue without teams: no agent)."""
+    return user.has_role("supervisor") or (user.team is not None and user.team in (teams or []))
+
+
+def hidden_queue_ids(user: User) -> list[int]:
+    """The queues whose records `user` may not read (none for supervisors and admins)."""
+    if user.has_role("supervisor"):
+        return []
+    # One read, outside the session's transaction when it can be: every offer's screen pop
+    # asks this for its agent.
+    restricted = execute_read(sa.select(Queue.id, Queue.teams).where(Queue.restricted), {})
+    return [row.id for row in restricted if not _reads_restricted(user, row.teams)]
+
+
+def can_read(user: User, queue_id: int | None, holder_id: int | None) -> bool:
+    """Whether `user` may read a record of queue `queue_id` held by `holder_id` (a ticket's
+    assignee, an interaction's agent): its holder may, whatever its queue."""
+    if holder_id == user.id or queue_id is None:
+        return True
+    return can_read_queue(user, db.session.get(Queue, queue_id))
+
+
+def readable_clause(
+    queue_id: sa.ColumnElement[Any], holder_id: sa.ColumnElement[Any], hidden: Any, reader_id: Any
+) -> sa.ColumnElement[bool]:
+    """`can_read` in SQL: the records of no queue, of a queue not in `hidden`, or held by
+    `reader_id` (values, or bound parameters of a statement built once)."""
+    return sa.or_(queue_id.is_(None), queue_id.not_in(hidden), holder_id == reader_id)
+
+
+def readable_by(
+    user: User, queue_id: sa.ColumnElement[Any], holder_id: sa.ColumnElement[Any]
+) -> sa.ColumnElement[bool]:
+    """The filter for a list query: the records `user` may read (see can_read)."""
+    hidden = hidden_queue_ids(user)
+    return readable_clause(queue_id, holder_id, hidden, user.id) if hidden else sa.true()
 
 
 # ---------------------------------------------------------------- user administration

@@ -25,8 +25,9 @@ blp = Blueprint("complaints", __name__, url_prefix="/api/v1/complaints", descrip
 @blp.arguments(RegisterQuerySchema, location="query")
 @blp.response(200, ComplaintSchema(many=True))
 def register(args: dict):
-    """The complaints register, filtered; `?format=csv` downloads it for audit."""
-    complaints = db.session.scalars(services.register_query(args)).all()
+    """The complaints register, filtered; `?format=csv` downloads it for audit (an agent
+    sees none of another team's restricted queue)."""
+    complaints = db.session.scalars(services.register_query(args, g.user)).all()
     if args["format"] == "csv":
         return Response(
             services.register_csv(complaints),
@@ -42,7 +43,7 @@ def register(args: dict):
 @blp.response(201, ComplaintSchema)
 def create(data: dict):
     """Register a complaint (on a ticket, or as a new one); its clocks start at receipt."""
-    return services.register(data, g.user.id)
+    return services.register(data, g.user.id, g.user)
 
 
 @blp.get("/<int:complaint_id>")
@@ -50,7 +51,7 @@ def create(data: dict):
 @blp.response(200, ComplaintSchema)
 def get(complaint_id: int):
     """One complaint with its deadlines."""
-    return services.get_complaint(complaint_id)
+    return services.get_complaint(complaint_id, g.user)
 
 
 @blp.patch("/<int:complaint_id>")
@@ -59,7 +60,7 @@ def get(complaint_id: int):
 @blp.response(200, ComplaintSchema)
 def update(data: dict, complaint_id: int):
     """Record the handling: stage, root cause, remedy, compensation, outcome, exceptional."""
-    return services.update(services.get_complaint(complaint_id), data, g.user.id)
+    return services.update(services.get_complaint(complaint_id, g.user), data, g.user.id)
 
 
 @blp.get("/<int:complaint_id>/final-response")
@@ -67,7 +68,7 @@ def update(data: dict, complaint_id: int):
 @blp.response(200, LetterSchema)
 def preview_final_response(complaint_id: int):
     """The final response letter as it would be sent."""
-    complaint = services.get_complaint(complaint_id)
+    complaint = services.get_complaint(complaint_id, g.user)
     return {"body": services.render_final_response(complaint, g.user.display_name)}
 
 
@@ -76,7 +77,7 @@ def preview_final_response(complaint_id: int):
 @blp.response(200, ComplaintSchema)
 def send_final_response(complaint_id: int):
     """Mail the final response; the ombudsman referral window starts."""
-    complaint = services.get_complaint(complaint_id)
+    complaint = services.get_complaint(complaint_id, g.user)
     return services.send_final_response(complaint, g.user.id, g.user.display_name)
 
 
@@ -85,7 +86,7 @@ def send_final_response(complaint_id: int):
 @blp.response(200, ComplaintSchema)
 def close(complaint_id: int):
     """Close the complaint; a follow-up contact falls due two weeks later."""
-    return services.close(services.get_complaint(complaint_id), g.user.id)
+    return services.close(services.get_complaint(complaint_id, g.user), g.user.id)
 
 
 @blp.post("/<int:complaint_id>/follow-up")
@@ -94,7 +95,7 @@ def close(complaint_id: int):
 @blp.response(200, ComplaintSchema)
 def follow_up(data: dict, complaint_id: int):
     """The customer's satisfaction with how the complaint was handled."""
-    complaint = services.get_complaint(complaint_id)
+    complaint = services.get_complaint(complaint_id, g.user)
     return services.record_follow_up(complaint, data["satisfaction"], g.user.id)
 
 

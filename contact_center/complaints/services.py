@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from contact_center import audit
+from contact_center.agents.models import User
+from contact_center.agents.services import readable_by
 from contact_center.complaints.models import STAGES, Complaint
 from contact_center.complaints.profiles import DEFAULT_PROFILE, PROFILES
 from contact_center.db_types import isoformat, utcnow
@@ -20,7 +22,12 @@ from contact_center.extensions import db
 from contact_center.system_settings import get_setting
 from contact_center.tickets import outbound
 from contact_center.tickets.models import Ticket
-from contact_center.tickets.services import change_status, create_ticket, template_placeholders
+from contact_center.tickets.services import (
+    can_read_ticket,
+    change_status,
+    create_ticket,
+    template_placeholders,
+)
 
 SETTINGS_KEY = "complaints"
 FOLLOW_UP_AFTER = timedelta(days=14)
@@ -82,21 +89,24 @@ def check_template(template: str) -> str:
     return template
 
 
-def get_complaint(complaint_id: int) -> Complaint:
-    """The complaint, or 404."""
+def get_complaint(complaint_id: int, reader: User | None = None) -> Complaint:
+    """The complaint, or 404 (also when `reader` may not read its ticket)."""
     complaint = db.session.get(Complaint, complaint_id)
-    if complaint is None:
+    if complaint is None or (reader is not None and not can_read_ticket(reader, complaint.ticket)):
         raise NotFound("No such complaint.")
     return complaint
 
 
-def stage_complaint(data: dict[str, Any], actor_id: int | None) -> Complaint:
-    """Stage a complaint: on an existing ticket, or a new complaint ticket; clocks start."""
+def stage_complaint(
+    data: dict[str, Any], actor_id: int | None, reader: User | None = None
+) -> Complaint:
+    """Stage a complaint: on an existing ticket (one `reader` may read), or a new complaint
+    ticket; clocks start."""
     received = data.get("received_at") or utcnow()
     profile = PROFILES[data.get("profile") or settings()["profile"]]
     if data.get("ticket_id"):
         ticket = db.session.get(Ticket, data["ticket_id"])
-        if ticket is None:
+        if ticket is None or (reader is not None and not can_read_ticket(reader, ticket)):
             raise APIError(422, "Unknown ticket.", fields={"ticket_id": ["No such ticket."]})
         if db.session.scalar(sa.select(Complaint.id).where(Complaint.ticket_id == ticket.id)):
             raise Conflict("That ticket is already a complaint.")
@@ -132,9 +142,9 @@ def stage_complaint(data: dict[str, Any], actor_id: int | None) -> Complaint:
     return complaint
 
 
-def register(data: dict[str, Any], actor_id: int | None) -> Complaint:
+def register(data: dict[str, Any], actor_id: int | None, reader: User | None = None) -> Complaint:
     """Register a complaint (committed)."""
-    complaint = stage_complaint(data, actor_id)
+    complaint = stage_complaint(data, actor_id, reader)
     db.session.commit()
     return complaint
 
@@ -296,9 +306,13 @@ def record_follow_up(complaint: Complaint, satisfaction: int, actor_id: int) -> 
     return complaint
 
 
-def register_query(filters: dict[str, Any]) -> sa.Select:
-    """The complaints register, filtered, oldest received first."""
+def register_query(filters: dict[str, Any], reader: User | None = None) -> sa.Select:
+    """The complaints register, filtered, oldest received first; only those `reader` may read."""
     query = sa.select(Complaint).order_by(Complaint.received_at, Complaint.id)
+    if reader is not None:
+        query = query.join(Complaint.ticket).where(
+            readable_by(reader, Ticket.queue_id, Ticket.assignee_id)
+        )
     for field in ("stage", "category", "outcome", "severity", "profile"):
         if filters.get(field):
             query = query.where(getattr(Complaint, field) == filters[field])

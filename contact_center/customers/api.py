@@ -36,7 +36,7 @@ blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", descripti
 @blp.response(200, CustomerSchema(many=True))
 def list_customers(args: dict):
     """Search customers by name, phone number in any format, or email."""
-    customers = services.search_customers(args["q"], args["limit"], args["offset"])
+    customers = services.search_customers(args["q"], args["limit"], args["offset"], g.user)
     return [services.customer_summary(c) for c in customers]
 
 
@@ -71,8 +71,9 @@ def update_customer(data: dict, customer_id: int):
 @require_role("agent")
 @blp.response(200, ScreenPopSchema)
 def customer_history(customer_id: int):
-    """The screen pop: open tickets, complaints, recent interactions, notes, satisfaction."""
-    return services.history(customer_id)
+    """The screen pop: open tickets, complaints, recent interactions, notes, satisfaction
+    (an agent sees none of another team's restricted queue)."""
+    return services.history(customer_id, reader=g.user)
 
 
 @blp.post("/<int:customer_id>/notes")

@@ -6,7 +6,11 @@ statement and per ORM object. So one function per part builds a subquery that fi
 the customer id and returns the part's rows as one JSON array of arrays (PostgreSQL
 `json_agg`, SQLite `json_group_array`); one select reads the customer's own columns beside
 them, and Python turns the arrays into the dicts the API, the offer and the console show.
-The statement is built once per dialect: only its parameters change between calls.
+The statement is built once per dialect: only its parameters change between calls. A
+reader who may not read some restricted queues gets a second shape, which leaves out those
+queues' tickets, complaints and interactions (see agents.services.can_read); its list of
+queues is an expanding parameter, rendered per call, which readers who may read every
+queue (supervisors, and everyone while no queue is restricted) never pay for.
 """
 
 from __future__ import annotations
@@ -34,14 +38,24 @@ COMPLAINTS = 10
 
 CUSTOMER_ID = sa.bindparam("customer_id", type_=sa.Integer)
 EXCLUDE_ID = sa.bindparam("exclude_id", type_=sa.Integer)
+HIDDEN_QUEUES = sa.bindparam("hidden_queues", expanding=True)
+READER_ID = sa.bindparam("reader_id", type_=sa.Integer)
 
 
-def read(customer_id: int, exclude_interaction_id: int | None = None) -> dict[str, Any] | None:
-    """The screen pop of a customer, or None when there is no such customer."""
+def read(
+    customer_id: int,
+    exclude_interaction_id: int | None = None,
+    hidden_queues: Sequence[int] = (),
+    reader_id: int | None = None,
+) -> dict[str, Any] | None:
+    """The screen pop of a customer, or None when there is no such customer; without the
+    records of `hidden_queues` that `reader_id` does not hold."""
+    # 0 is never an id: "exclude nothing" without a second statement shape.
+    params = {"customer_id": customer_id, "exclude_id": exclude_interaction_id or 0}
+    if hidden_queues:
+        params.update(hidden_queues=list(hidden_queues), reader_id=reader_id or 0)
     row = execute_read(
-        _statement(db.engine.dialect.name),
-        # 0 is never an id: "exclude nothing" without a second statement shape.
-        {"customer_id": customer_id, "exclude_id": exclude_interaction_id or 0},
+        _statement(db.engine.dialect.name, bool(hidden_queues)), params
     ).one_or_none()
     if row is None:
         return None
@@ -66,8 +80,9 @@ def read(customer_id: int, exclude_interaction_id: int | None = None) -> dict[st
 
 
 @functools.cache
-def _statement(dialect: str) -> sa.Select:
-    """The one select of the screen pop for a dialect (built once, then reused)."""
+def _statement(dialect: str, hiding: bool) -> sa.Select:
+    """The one select of the screen pop for a dialect, hiding some queues' records or not
+    (built once, then reused)."""
     json = JSON_FUNCTIONS[dialect]
     return sa.select(
         Customer.id,
@@ -82,9 +97,9 @@ def _statement(dialect: str) -> sa.Select:
         Customer.owner_id,
         _user_name(Customer.owner_id).label("owner_name"),
         _identities(json).label("identities"),
-        _open_tickets(json).label("open_tickets"),
-        _complaints(json).label("complaints"),
-        _recent_interactions(json).label("recent_interactions"),
+        _open_tickets(json, hiding).label("open_tickets"),
+        _complaints(json, hiding).label("complaints"),
+        _recent_interactions(json, hiding).label("recent_interactions"),
         _notes(json).label("notes"),
         _satisfaction_average().label("satisfaction_average"),
         _satisfaction_last().label("satisfaction_last"),
@@ -149,6 +164,17 @@ def _queue_name(queue_id: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
     return sa.select(Queue.name).where(Queue.id == queue_id).scalar_subquery()
 
 
+def _readable(
+    rows: sa.Select, hiding: bool, queue_id: sa.ColumnElement[Any], holder_id: sa.ColumnElement[Any]
+) -> sa.Select:
+    """The rows, less those of the hidden queues that the reader does not hold."""
+    from contact_center.agents.services import readable_clause
+
+    if not hiding:
+        return rows
+    return rows.where(readable_clause(queue_id, holder_id, HIDDEN_QUEUES, READER_ID))
+
+
 def _identities(json: JsonFunctions) -> sa.ScalarSelect[Any]:
     rows = sa.select(CustomerIdentity.kind, CustomerIdentity.value).where(
         CustomerIdentity.customer_id == CUSTOMER_ID
@@ -156,7 +182,7 @@ def _identities(json: JsonFunctions) -> sa.ScalarSelect[Any]:
     return _json_rows(json, rows, [CustomerIdentity.id])
 
 
-def _open_tickets(json: JsonFunctions) -> sa.ScalarSelect[Any]:
+def _open_tickets(json: JsonFunctions, hiding: bool) -> sa.ScalarSelect[Any]:
     # Imported here: tickets depend on customers, not the other way round.
     from contact_center.tickets.models import Ticket
     from contact_center.tickets.services import OPEN_STATUSES
@@ -173,6 +199,7 @@ def _open_tickets(json: JsonFunctions) -> sa.ScalarSelect[Any]:
         # One parameter per status: an expanding IN would be re-rendered on every call.
         Ticket.status.in_([sa.bindparam(f"open_{s}", s) for s in OPEN_STATUSES]),
     )
+    rows = _readable(rows, hiding, Ticket.queue_id, Ticket.assignee_id)
     return _json_rows(json, rows, [Ticket.created_at.desc(), Ticket.id.desc()], OPEN_TICKETS)
 
 
@@ -190,7 +217,7 @@ COMPLAINT_COLUMNS = (
 COMPLAINT_TIMES = COMPLAINT_COLUMNS[3:]
 
 
-def _complaints(json: JsonFunctions) -> sa.ScalarSelect[Any]:
+def _complaints(json: JsonFunctions, hiding: bool) -> sa.ScalarSelect[Any]:
     from contact_center.complaints.models import Complaint
     from contact_center.tickets.models import Ticket
 
@@ -203,11 +230,12 @@ def _complaints(json: JsonFunctions) -> sa.ScalarSelect[Any]:
         .join(Ticket, Ticket.id == Complaint.ticket_id)
         .where(Ticket.customer_id == CUSTOMER_ID)
     )
+    rows = _readable(rows, hiding, Ticket.queue_id, Ticket.assignee_id)
     order = [Complaint.received_at.desc(), Complaint.id.desc()]
     return _json_rows(json, rows, order, COMPLAINTS)
 
 
-def _recent_interactions(json: JsonFunctions) -> sa.ScalarSelect[Any]:
+def _recent_interactions(json: JsonFunctions, hiding: bool) -> sa.ScalarSelect[Any]:
     # Imported here: routing depends on customers, not the other way round.
     from contact_center.routing.models import Interaction
 
@@ -221,6 +249,7 @@ def _recent_interactions(json: JsonFunctions) -> sa.ScalarSelect[Any]:
         Interaction.duration_s,
         Interaction.disposition,
     ).where(Interaction.customer_id == CUSTOMER_ID, Interaction.id != EXCLUDE_ID)
+    rows = _readable(rows, hiding, Interaction.queue_id, Interaction.agent_id)
     order = [Interaction.created_at.desc(), Interaction.id.desc()]
     return _json_rows(json, rows, order, RECENT_INTERACTIONS)
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from contact_center.agents.models import User
+from contact_center.agents.services import hidden_queue_ids, readable_by
 from contact_center.customers import screen_pop
 from contact_center.customers.models import (
     ERASED_STATUS,
@@ -174,9 +175,11 @@ def identify_caller(raw_number: str | None) -> Customer | None:
     return find_by_identity("phone", e164) if e164 else None
 
 
-def search_customers(query: str | None, limit: int = 50, offset: int = 0) -> list[Customer]:
+def search_customers(
+    query: str | None, limit: int = 50, offset: int = 0, reader: User | None = None
+) -> list[Customer]:
     """Customers whose name contains `query`, who own it as a phone (any format) or email, or
-    whose ticket has it as its number."""
+    whose ticket has it as its number (a ticket `reader` may read)."""
     statement = sa.select(Customer).order_by(Customer.name, Customer.id)
     query = (query or "").strip()
     if query:
@@ -187,9 +190,10 @@ def search_customers(query: str | None, limit: int = 50, offset: int = 0) -> lis
         email = normalise_email(query)
         if email:
             conditions.append(_has_identity("email", email))
-        conditions.append(
-            Customer.id.in_(sa.select(Ticket.customer_id).where(Ticket.number == query.lstrip("#")))
-        )
+        numbered = sa.select(Ticket.customer_id).where(Ticket.number == query.lstrip("#"))
+        if reader is not None:
+            numbered = numbered.where(readable_by(reader, Ticket.queue_id, Ticket.assignee_id))
+        conditions.append(Customer.id.in_(numbered))
         statement = statement.where(sa.or_(*conditions))
     return list(db.session.scalars(statement.limit(limit).offset(offset)))
 
@@ -236,27 +240,35 @@ def customer_summary(customer: Customer) -> dict[str, Any]:
     }
 
 
-def history(customer: Customer | int, exclude_interaction_id: int | None = None) -> dict[str, Any]:
+def history(
+    customer: Customer | int,
+    exclude_interaction_id: int | None = None,
+    reader: User | None = None,
+) -> dict[str, Any]:
     """The screen pop: everything an agent should see when this customer calls.
 
     Takes the customer or its id (an id spares loading the customer first);
-    `exclude_interaction_id` leaves out the interaction the screen pop is shown for.
+    `exclude_interaction_id` leaves out the interaction the screen pop is shown for; a
+    `reader` sees no record of a restricted queue they may not read (see can_read).
     """
     customer_id = customer if isinstance(customer, int) else customer.id
-    pop = screen_pop.read(customer_id, exclude_interaction_id)
+    hidden = hidden_queue_ids(reader) if reader is not None else []
+    pop = screen_pop.read(customer_id, exclude_interaction_id, hidden, reader and reader.id)
     if pop is None:
         raise NotFound("No such customer.")
     return pop
 
 
 def screen_pop_for_caller(
-    raw_number: str | None, exclude_interaction_id: int | None = None
+    raw_number: str | None,
+    exclude_interaction_id: int | None = None,
+    reader: User | None = None,
 ) -> dict[str, Any]:
     """The screen pop for a caller: their history, or suggestions when unknown."""
     e164 = normalise_phone(raw_number) if raw_number else None
     matches = _phone_matches(e164) if e164 else []
     if matches and matches[0].exact:
-        return history(matches[0].id, exclude_interaction_id)
+        return history(matches[0].id, exclude_interaction_id, reader)
     return {
         "customer": None,
         "suggestions": [

@@ -1,5 +1,6 @@
 """`/api/v1/surveys`: SERVQUAL answers and the gap report."""
 
+from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
@@ -8,6 +9,7 @@ from contact_center.errors import APIError
 from contact_center.extensions import db
 from contact_center.portal import servqual
 from contact_center.routing.models import Interaction
+from contact_center.routing.services import can_read_interaction
 
 blp = Blueprint("surveys", __name__, url_prefix="/api/v1/surveys", description="Surveys")
 
@@ -53,7 +55,7 @@ class GapSchema(Schema):
 def record_servqual(data: dict):
     """Record a customer's SERVQUAL answers (1-7 per dimension) about an interaction."""
     interaction = db.session.get(Interaction, data["interaction_id"])
-    if interaction is None:
+    if interaction is None or not can_read_interaction(g.user, interaction):
         raise APIError(422, "Unknown interaction.", fields={"interaction_id": ["No such record."]})
     return servqual.record(interaction, data["expectations"], data["perceptions"])
 

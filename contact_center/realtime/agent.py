@@ -195,7 +195,7 @@ class AgentNamespace(Namespace):
     def on_view_ticket(self, agent: User, payload: dict) -> dict:
         """The agent has a ticket open (sent again every 30 s while it is, and when they
         start or stop replying): everyone viewing it gets `ticket_activity`."""
-        ticket_id = tickets.get_ticket(payload["ticket_id"]).id
+        ticket_id = tickets.get_ticket(payload["ticket_id"], agent).id
         join_room(ticket_room(ticket_id))
         session["viewing"] = sorted({*session.get("viewing", []), ticket_id})
         return collision.touch(ticket_id, agent, payload["replying"])

@@ -7,6 +7,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from contact_center.agents.auth import require_role
+from contact_center.agents.services import can_read_queue
 from contact_center.customers.models import Customer
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
@@ -27,8 +28,9 @@ blp = Blueprint("routing", __name__, url_prefix="/api/v1", description="Queues a
 
 
 def _queue(queue_id: int) -> Queue:
+    """The queue, or 404: also for a restricted queue the user may not read."""
     queue = db.session.get(Queue, queue_id)
-    if queue is None:
+    if queue is None or not can_read_queue(g.user, queue):
         raise NotFound("No such queue.")
     return queue
 
@@ -37,9 +39,14 @@ def _queue(queue_id: int) -> Queue:
 @require_role("agent")
 @blp.response(200, QueueWithStatsSchema(many=True))
 def list_queues():
-    """Queues with their waiting count, staffing and estimated wait for a new arrival."""
+    """Queues with their waiting count, staffing and estimated wait for a new arrival
+    (an agent sees no restricted queue of another team)."""
     queues = db.session.scalars(sa.select(Queue).order_by(Queue.name)).all()
-    return [{**QueueSchema().dump(q), "estimate": services.estimate(q)} for q in queues]
+    return [
+        {**QueueSchema().dump(q), "estimate": services.estimate(q)}
+        for q in queues
+        if can_read_queue(g.user, q)
+    ]
 
 
 @blp.post("/queues")
@@ -79,10 +86,11 @@ def queue_estimate(queue_id: int):
 def get_interaction(interaction_id: int):
     """An interaction with every offer made for it and why (the decision record).
 
-    Agents see the interactions offered to them; supervisors and admins see all.
+    Agents see the interactions offered to them, less those of a restricted queue outside
+    their team that they do not hold; supervisors and admins see all.
     """
     interaction = db.session.get(Interaction, interaction_id)
-    if interaction is None:
+    if interaction is None or not services.can_read_interaction(g.user, interaction):
         raise NotFound("No such interaction.")
     reservations = db.session.scalars(
         sa.select(Reservation)

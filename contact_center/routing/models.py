@@ -48,6 +48,9 @@ class Queue(db.Model):
     weight: Mapped[int] = mapped_column(default=0)
     # Teams whose agents serve this queue; empty = every team.
     teams: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # Its records (interactions, tickets, complaints) are for its teams' agents only, and
+    # supervisors and admins: agents.services.can_read_queue.
+    restricted: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Ordered steps: {"after_s": 30, "relax": {"lang:zh": 2}} lowers minimum levels (0 drops
     # the skill), {"after_s": 60, "add_teams": ["Cards"]} widens the teams, {"after_s": 90,
     # "queue": "General"} moves the interaction to another queue, keeping its place.

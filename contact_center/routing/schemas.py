@@ -42,6 +42,13 @@ class QueueCreateSchema(Schema):
     strategy = fields.String(load_default="longest_idle", validate=validate.OneOf(STRATEGIES))
     weight = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=-100, max=100))
     teams = fields.List(fields.String(validate=validate.Length(min=1, max=80)), load_default=list)
+    restricted = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Agents outside its teams cannot read its interactions, tickets "
+            "or complaints (supervisors and admins can)"
+        },
+    )
     overflow_steps = fields.List(fields.Nested(OverflowStepSchema), load_default=list)
     allow_during_voice = fields.Boolean(load_default=False)
     max_missed_offers = fields.Integer(
@@ -84,6 +91,7 @@ class QueueSchema(Schema):
     strategy = fields.String()
     weight = fields.Integer()
     teams = fields.List(fields.String())
+    restricted = fields.Boolean()
     overflow_steps = fields.List(fields.Dict())
     allow_during_voice = fields.Boolean()
     max_missed_offers = fields.Integer()

@@ -25,6 +25,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from contact_center import audit
 from contact_center.agents.models import PRESENCES, AgentSkill, User
+from contact_center.agents.services import can_read
 from contact_center.board import live, metrics
 from contact_center.customers.models import Customer
 from contact_center.customers.services import (
@@ -621,6 +622,11 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
     }
 
 
+def can_read_interaction(user: User, interaction: Interaction) -> bool:
+    """Whether `user` may read the interaction (a restricted queue's: see can_read)."""
+    return can_read(user, interaction.queue_id, interaction.agent_id)
+
+
 def handled_by(user: User, interaction_id: int) -> Interaction:
     """The interaction, if `user` holds it as its agent or is a supervisor; else 404."""
     interaction = db.session.get(Interaction, interaction_id)
@@ -648,11 +654,12 @@ def identify(interaction: Interaction, customer: Customer, actor_id: int) -> Int
     return interaction
 
 
-def screen_pop(interaction: Interaction) -> dict[str, Any]:
-    """The customer's history for an interaction (the interaction itself left out)."""
+def screen_pop(interaction: Interaction, reader: User) -> dict[str, Any]:
+    """The customer's history for an interaction (the interaction itself left out), as
+    `reader` may see it."""
     if interaction.customer_id is not None:  # by id: the screen pop reads it in one statement
-        return history(interaction.customer_id, exclude_interaction_id=interaction.id)
-    return screen_pop_for_caller(interaction.from_address, exclude_interaction_id=interaction.id)
+        return history(interaction.customer_id, interaction.id, reader)
+    return screen_pop_for_caller(interaction.from_address, interaction.id, reader)
 
 
 def offer_payload(reservation: Reservation) -> dict[str, Any]:
@@ -664,7 +671,7 @@ def offer_payload(reservation: Reservation) -> dict[str, Any]:
         "server_time": isoformat(utcnow()),
         "timeout_s": round((reservation.expires_at - reservation.created_at).total_seconds()),
         "interaction": interaction_payload(interaction),
-        "screen_pop": screen_pop(interaction),
+        "screen_pop": screen_pop(interaction, reservation.agent),
     }
 
 
@@ -688,7 +695,7 @@ def held_interactions(agent: User) -> list[dict[str, Any]]:
             {
                 "reservation_id": accepted,
                 "interaction": interaction_payload(interaction),
-                "screen_pop": screen_pop(interaction),
+                "screen_pop": screen_pop(interaction, agent),
             }
         )
     handed_on = db.session.scalars(
@@ -703,7 +710,7 @@ def held_interactions(agent: User) -> list[dict[str, Any]]:
             {
                 "reservation_id": None,
                 "interaction": handoff_view(interaction, agent),
-                "screen_pop": screen_pop(interaction),
+                "screen_pop": screen_pop(interaction, agent),
             }
         )
     return result
@@ -1633,7 +1640,9 @@ def _end(
     if interaction.queue_id is not None and duration_s:
         _store().record_handle_time(interaction.queue_id, duration_s + wrapup_s)
     if consulted is not None:  # the customer left mid-consult: the consulted agent is free
-        emit_to_agent(consulted.id, "consult_ended", _consult_payload(interaction, "call ended"))
+        emit_to_agent(
+            consulted.id, "consult_ended", _consult_payload(interaction, consulted, "call ended")
+        )
         _release_slot(consulted, interaction, event="consult_ended")
     if agent is None:
         return
@@ -1790,13 +1799,15 @@ def finish_handoff_timer(interaction_id: int) -> None:
 # ---------------------------------------------------------------- warm transfer
 
 
-def _consult_payload(interaction: Interaction, reason: str | None = None) -> dict[str, Any]:
+def _consult_payload(
+    interaction: Interaction, target: User, reason: str | None = None
+) -> dict[str, Any]:
     payload = {
         "interaction_id": interaction.id,
         "from_agent": interaction.agent.display_name if interaction.agent else None,
         "from_agent_id": interaction.agent_id,
         "interaction": interaction_payload(interaction),
-        "screen_pop": screen_pop(interaction),
+        "screen_pop": screen_pop(interaction, target),
     }
     if reason:
         payload["reason"] = reason
@@ -1837,7 +1848,7 @@ def start_consult(interaction: Interaction, target: User, call_sid: str) -> Inte
     _derive_status(target, now)
     db.session.commit()
     _store().event("consult", interaction=interaction.id, agent=target.id)
-    emit_to_agent(target.id, "consult", _consult_payload(interaction))
+    emit_to_agent(target.id, "consult", _consult_payload(interaction, target))
     _emit_status(target)
     _emit_interaction(interaction)
     return interaction
@@ -1852,7 +1863,7 @@ def end_consult(interaction: Interaction, reason: str) -> Interaction:
     interaction.consult_agent = None
     interaction.consult_call_sid = None
     db.session.commit()
-    emit_to_agent(target.id, "consult_ended", _consult_payload(interaction, reason))
+    emit_to_agent(target.id, "consult_ended", _consult_payload(interaction, target, reason))
     _emit_interaction(interaction)
     _release_slot(target, interaction, event="consult_ended")
     return interaction

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
+from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -353,7 +354,7 @@ def delete_policy(policy_id: int):
 @policies_blp.response(200, TicketSlaSchema)
 def ticket_sla(ticket_id: int):
     """A ticket's clocks (every metric and cycle) and its SLA log."""
-    ticket = get_ticket(ticket_id)
+    ticket = get_ticket(ticket_id, g.user)
     return {
         "ticket_id": ticket.id,
         "policy_id": ticket.sla_policy_id,

@@ -1,6 +1,8 @@
 """`/api/v1/tickets` and `/api/v1/canned-responses`: the ticket lifecycle, replies, notes,
 calls, merge, links, audit trail, settings."""
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from flask import Response, g
 from flask_smorest import Blueprint
@@ -9,6 +11,7 @@ from contact_center.agents.auth import require_role
 from contact_center.audit import trail
 from contact_center.errors import APIError, Conflict, NotFound
 from contact_center.extensions import db
+from contact_center.routing import services as routing
 from contact_center.routing.models import Interaction
 from contact_center.system_settings import get_setting, put_setting
 from contact_center.tickets import outbound, services
@@ -32,10 +35,11 @@ from contact_center.tickets.schemas import (
 )
 
 
-def _referenced(model, record_id: int, field: str):
-    """A record named in the request body; a dangling reference is a 422 on that field."""
+def _referenced(model, record_id: int, field: str, readable: Callable | None = None):
+    """A record named in the request body; a dangling reference is a 422 on that field, and
+    so is one the user may not read (`readable`: a restricted queue's ticket or call)."""
     record = db.session.get(model, record_id)
-    if record is None:
+    if record is None or (readable is not None and not readable(g.user, record)):
         raise APIError(422, f"Unknown {field}.", fields={field: ["No such record."]})
     return record
 
@@ -51,8 +55,9 @@ canned_blp = Blueprint(
 @blp.arguments(TicketQuerySchema, location="query")
 @blp.response(200, TicketSchema(many=True))
 def list_tickets(args: dict):
-    """Tickets, newest first; filter by status or customer."""
-    return services.list_tickets(**args)
+    """Tickets, newest first; filter by status or customer (an agent sees none of another
+    team's restricted queue)."""
+    return services.list_tickets(**args, reader=g.user)
 
 
 @blp.post("")
@@ -69,7 +74,7 @@ def create_ticket(data: dict):
 @blp.response(200, TicketDetailSchema)
 def get_ticket(ticket_id: int):
     """One ticket with its messages (voicemails carry their recording, mail its delivery)."""
-    return services.get_ticket(ticket_id)
+    return services.get_ticket(ticket_id, g.user)
 
 
 @blp.patch("/<int:ticket_id>")
@@ -79,7 +84,7 @@ def get_ticket(ticket_id: int):
 def update_ticket(data: dict, ticket_id: int):
     """Change status (409 for a change the lifecycle forbids), priority, type, queue,
     assignee, tags or custom fields; every change is in the audit trail."""
-    return services.update_ticket(services.get_ticket(ticket_id), data, g.user.id)
+    return services.update_ticket(services.get_ticket(ticket_id, g.user), data, g.user.id)
 
 
 @blp.post("/<int:ticket_id>/replies")
@@ -88,7 +93,7 @@ def update_ticket(data: dict, ticket_id: int):
 @blp.response(201, TicketMessageSchema)
 def reply(data: dict, ticket_id: int):
     """A public reply by mail (a body, or a canned response filled in); a worker sends it."""
-    ticket = services.get_ticket(ticket_id)
+    ticket = services.get_ticket(ticket_id, g.user)
     body = data.get("body")
     if body is None:
         canned = _referenced(CannedResponse, data["canned_response_id"], "canned_response_id")
@@ -102,7 +107,7 @@ def reply(data: dict, ticket_id: int):
 @blp.response(201, TicketMessageSchema)
 def add_note(data: dict, ticket_id: int):
     """An internal note: agents see it, the customer never does."""
-    return services.add_note(services.get_ticket(ticket_id), g.user.id, data["body"])
+    return services.add_note(services.get_ticket(ticket_id, g.user), g.user.id, data["body"])
 
 
 @blp.post("/<int:ticket_id>/calls")
@@ -111,8 +116,10 @@ def add_note(data: dict, ticket_id: int):
 @blp.response(201, TicketMessageSchema)
 def attach_call(data: dict, ticket_id: int):
     """Attach a call to the ticket as a summary (time, duration, outcome, notes, recording)."""
-    ticket = services.get_ticket(ticket_id)
-    interaction = _referenced(Interaction, data["interaction_id"], "interaction_id")
+    ticket = services.get_ticket(ticket_id, g.user)
+    interaction = _referenced(
+        Interaction, data["interaction_id"], "interaction_id", routing.can_read_interaction
+    )
     return services.attach_call(ticket, interaction, g.user.id)
 
 
@@ -122,8 +129,8 @@ def attach_call(data: dict, ticket_id: int):
 @blp.response(200, TicketDetailSchema)
 def merge(data: dict, ticket_id: int):
     """Merge this ticket into another: its messages and calls move there, it is closed."""
-    source = services.get_ticket(ticket_id)
-    target = _referenced(Ticket, data["into_ticket_id"], "into_ticket_id")
+    source = services.get_ticket(ticket_id, g.user)
+    target = _referenced(Ticket, data["into_ticket_id"], "into_ticket_id", services.can_read_ticket)
     return services.merge(source, target, g.user.id)
 
 
@@ -133,8 +140,8 @@ def merge(data: dict, ticket_id: int):
 @blp.response(200, TicketDetailSchema)
 def link(data: dict, ticket_id: int):
     """Relate two tickets."""
-    ticket = services.get_ticket(ticket_id)
-    other = _referenced(Ticket, data["ticket_id"], "ticket_id")
+    ticket = services.get_ticket(ticket_id, g.user)
+    other = _referenced(Ticket, data["ticket_id"], "ticket_id", services.can_read_ticket)
     services.link(ticket, other, g.user.id)
     db.session.commit()
     return ticket
@@ -145,7 +152,7 @@ def link(data: dict, ticket_id: int):
 @blp.response(200, AuditEventSchema(many=True))
 def audit_trail(ticket_id: int):
     """Who changed what on the ticket, when and from where, oldest first."""
-    return trail("ticket", services.get_ticket(ticket_id).id)
+    return trail("ticket", services.get_ticket(ticket_id, g.user).id)
 
 
 @blp.get("/<int:ticket_id>/attachments/<int:attachment_id>")
@@ -153,6 +160,7 @@ def audit_trail(ticket_id: int):
 @blp.response(200)
 def attachment(ticket_id: int, attachment_id: int):
     """Download an attachment (always as a download, never rendered in the page)."""
+    services.get_ticket(ticket_id, g.user)
     item = db.session.get(MailAttachment, attachment_id)
     if item is None or item.message.ticket_id != ticket_id:
         raise NotFound("No such attachment.")
@@ -234,7 +242,7 @@ def delete_canned(canned_id: int):
 def preview_canned(ticket_id: int, canned_id: int):
     """A canned response filled in for this ticket, to edit before sending."""
     canned = _canned(canned_id)
-    return {"body": services.render_canned(canned, services.get_ticket(ticket_id), g.user)}
+    return {"body": services.render_canned(canned, services.get_ticket(ticket_id, g.user), g.user)}
 
 
 def _canned(canned_id: int) -> CannedResponse:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from contact_center import audit
 from contact_center.agents.models import User
+from contact_center.agents.services import can_read, readable_by
 from contact_center.customers.services import mask
 from contact_center.db_types import contains, isoformat, utcnow
 from contact_center.errors import APIError, Conflict, NotFound
@@ -199,9 +200,13 @@ def list_tickets(
     queue_id: int | None = None,
     assignee_id: int | None = None,
     sla: str | None = None,
+    reader: User | None = None,
 ) -> list[Ticket]:
-    """Tickets, newest first (by next deadline when filtered by SLA state), filtered."""
+    """Tickets, newest first (by next deadline when filtered by SLA state), filtered; only
+    those `reader` may read."""
     query = sa.select(Ticket).limit(limit).offset(offset)
+    if reader is not None:
+        query = query.where(readable_by(reader, Ticket.queue_id, Ticket.assignee_id))
     if status == "unsolved":
         query = query.where(Ticket.status.in_(OPEN_STATUSES))
     elif status:
@@ -245,12 +250,17 @@ CUSTOM_FIELD_CHECKS = {
 }
 
 
-def get_ticket(ticket_id: int) -> Ticket:
-    """The ticket, or 404."""
+def get_ticket(ticket_id: int, reader: User | None = None) -> Ticket:
+    """The ticket, or 404 (also when `reader` may not read it)."""
     ticket = db.session.get(Ticket, ticket_id)
-    if ticket is None:
+    if ticket is None or (reader is not None and not can_read_ticket(reader, ticket)):
         raise NotFound("No such ticket.")
     return ticket
+
+
+def can_read_ticket(user: User, ticket: Ticket) -> bool:
+    """Whether `user` may read the ticket (a restricted queue's: see can_read)."""
+    return can_read(user, ticket.queue_id, ticket.assignee_id)
 
 
 def change_status(ticket: Ticket, status: str) -> None:

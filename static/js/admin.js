@@ -335,7 +335,8 @@
         }, "Edit");
         edit.addEventListener("click", function () { openEdit(queue); });
         rows.appendChild(h("tr", { dataset: { queue: queue.name } },
-          h("td", null, h("strong", null, queue.name)),
+          h("td", null, h("strong", null, queue.name),
+            queue.restricted ? h("span", { className: "muted small" }, " restricted") : null),
           h("td", null, (queue.channels || []).join(", ")),
           h("td", null, formatSkills(queue.required_skills) || "Anyone"),
           h("td", null, CC.humanise(queue.strategy)),
@@ -357,6 +358,8 @@
       clearErrors(form);
       $("queue-title").textContent = "Edit " + queue.name;
       field(form, "required_skills").value = formatSkills(queue.required_skills);
+      field(form, "teams").value = (queue.teams || []).join(", ");
+      field(form, "restricted").checked = Boolean(queue.restricted);
       field(form, "strategy").value = queue.strategy;
       ["offer_timeout_s", "wrapup_s", "service_level_threshold_s", "service_level_target"]
         .forEach(function (name) { field(form, name).value = queue[name]; });
@@ -379,6 +382,9 @@
       }
       var body = {
         required_skills: parseSkills(field(form, "required_skills").value),
+        teams: field(form, "teams").value.split(",").map(function (team) { return team.trim(); })
+          .filter(Boolean),
+        restricted: field(form, "restricted").checked,
         strategy: field(form, "strategy").value,
         overflow_steps: overflow,
       };

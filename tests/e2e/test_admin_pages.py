@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from contact_center.agents.models import User
 from contact_center.extensions import db
 from contact_center.routing import services as routing
+from contact_center.routing.models import Queue
 from tests.e2e.conftest import PageErrors, new_page, save_screenshot, sign_in
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +54,18 @@ def test_admin_creates_an_agent_who_then_signs_in(
     save_screenshot(page, "admin-users-created")
 
     page.click("#nav-queues")
-    expect(page.locator("#queues-rows tr[data-queue=General]")).to_contain_text("80 % in 20 s")
+    general = page.locator("#queues-rows tr[data-queue=General]")
+    expect(general).to_contain_text("80 % in 20 s")
+    # Restrict the queue to zoe's team: she still sees it, an agent of another team would not.
+    general.get_by_role("button", name="Edit General").click()
+    page.fill("#queue-form-teams", "Cards")
+    page.check("#queue-form-restricted")
+    save_screenshot(page, "admin-queues-restricting")
+    page.click("#queue-save")
+    expect(general).to_contain_text("restricted")
+    db.session.expire_all()
+    queue = db.session.scalar(sa.select(Queue).where(Queue.name == "General"))
+    assert (queue.teams, queue.restricted) == (["Cards"], True)
     # Chromium logs the refused request itself; that one 422 is the only message allowed.
     assert [m for m in page_errors.messages if "status of 422" not in m] == []
     assert len(page_errors.messages) == 1
@@ -66,6 +78,7 @@ def test_admin_creates_an_agent_who_then_signs_in(
         expect(agent_page.locator("#connection-state")).to_have_text("Connected")
         expect(agent_page.locator("#user-name")).to_have_text("Zoe Zhang")
         expect(agent_page.locator("#nav-users")).to_have_count(0)
+        expect(agent_page.locator("#filter-queue option", has_text="General")).to_have_count(1)
         save_screenshot(agent_page, "admin-created-agent-console")
     finally:
         agent_page.context.close()
