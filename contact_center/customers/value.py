@@ -96,7 +96,20 @@ def import_csv(text: str, *, good_rows_only: bool) -> dict[str, Any]:
     By default nothing is imported when any row is bad; with `good_rows_only` the good rows
     are imported and the report says which were left out.
     """
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="": the csv module reads line ends itself (a quoted field may hold one).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _import_rows(reader, good_rows_only=good_rows_only)
+    except csv.Error as exc:
+        raise APIError(
+            422,
+            "The CSV could not be read.",
+            # line_num counts the lines read before the one that failed.
+            fields={"csv": [f"Line {reader.line_num + 1}: {exc}."]},
+        ) from None
+
+
+def _import_rows(reader: csv.DictReader, *, good_rows_only: bool) -> dict[str, Any]:
     missing = {"name"} - set(reader.fieldnames or [])
     if missing:
         raise APIError(

@@ -57,3 +57,25 @@ def test_any_csv_is_imported_or_refused_whole(client, supervisor, header, table,
     else:
         assert after == before
         assert response.get_json()["error"]["message"]
+
+
+def test_a_csv_the_reader_cannot_read_is_refused_with_its_line(client, supervisor):
+    # A field past the csv module's limit (128 KiB) is an error of the reader itself.
+    body = "name,region\nAda,EU\n" + "B" * 200_000 + ",EU\n"
+    response = client.post(
+        "/api/v1/customers/import", data=body, content_type="text/csv", headers=supervisor
+    )
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["message"] == "The CSV could not be read."
+    assert error["fields"]["csv"][0].startswith("Line 3:")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
+
+
+def test_carriage_returns_end_lines_as_newlines_do(client, supervisor):
+    body = "name,region\r\nAda Lovelace,EU\rGrace Hopper,US\n"
+    response = client.post(
+        "/api/v1/customers/import", data=body, content_type="text/csv", headers=supervisor
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["imported"] == 2
