@@ -120,7 +120,6 @@ class Call:
     connected_at: float | None = None
     outcome: str | None = None  # answered, abandoned, left, ivr (ended in the IVR), failed
     left: bool = False  # the server took the caller out of the queue (maximum wait)
-    offers: int = 0
     last_sent: float = 0.0  # the latest webhook of the call went out
 
 
@@ -160,6 +159,7 @@ class Simulation:
         self.open_offers: dict[int, tuple[int, float, str]] = {}
         # reservation -> when another agent was offered its interaction while it stood
         self.overlaps: dict[str, float] = {}
+        self.offer_counts: Counter[int] = Counter()  # interaction -> offers seen
         self.reservations: dict[str, int] = {}  # open offers' reservation -> interaction
         # accepts in flight: reservation -> resolved by the server's `assigned` event
         self.assignments: dict[str, asyncio.Future] = {}
@@ -613,6 +613,7 @@ class Simulation:
             reservation_id,
         )
         self.reservations[reservation_id] = interaction_id
+        self.offer_counts[interaction_id] += 1
         agent.held += 1
         contact, entered = self._contact_of(interaction)
         if contact is not None and entered is not None:
@@ -630,7 +631,6 @@ class Simulation:
             call = self.calls.get(sender)
             if call is None:
                 return None, None
-            call.offers += 1
             self.call_of[interaction.get("id")] = call
             return call.contact, max(call.enqueued_at or call.last_sent, call.requeued_at)
         waiting = self.emails.get(sender)
@@ -658,7 +658,8 @@ class Simulation:
             if interaction.get("channel") == "voice"
             else None
         )
-        first = call is None or call.offers <= 1
+        # A contact's own answer goes to its first offer only; later offers are accepted.
+        first = self.offer_counts[interaction_id] <= 1
         answer = contact.answer if contact is not None and first else "accept"
         try:
             if answer == "miss":
