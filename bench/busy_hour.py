@@ -340,7 +340,12 @@ def database_view(database_url: str, after_id: int, result: dict) -> dict:
         key = f"{status}/{outcome}" if outcome else status
         by_channel.setdefault(channel, {})[key] = n
     rows_voice = sum(voice.values())
-    ended_ok = sum(n for (s, o), n in voice.items() if s == "ended" and o in FINAL_OUTCOMES)
+    # Answered and in the agent's wrap-up is answered (the wrap-up ends by its timer).
+    ended_ok = sum(
+        n
+        for (s, o), n in voice.items()
+        if o in FINAL_OUTCOMES and (s == "ended" or (s, o) == ("wrapup", "answered"))
+    )
     queued = sum(n for (s, _o), n in voice.items() if s == "queued")
     stuck = rows_voice - ended_ok - queued
     accepted = accepted_calls(result)
