@@ -79,6 +79,18 @@ def database_unavailable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
+def discard_session() -> None:
+    """Drop the request's session after the database failed it: roll back if the connection
+    still allows, then start afresh next time."""
+    from contact_center.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone: rolling back may fail the same way
+        log.debug("rollback after a database failure failed", exc_info=True)
+    db.session.remove()
+
+
 def unavailable() -> APIError:
     """The refusal for a request the database could not serve: try again shortly."""
     return APIError(
@@ -142,10 +154,7 @@ def register_error_handlers(app: Flask) -> None:
         log.warning(
             "database unavailable for %s %s: %s", request.method, request.path, type(error).__name__
         )
-        try:
-            db.session.rollback()
-        except SQLAlchemyError:
-            db.session.remove()  # its connection is gone: start afresh next time
+        discard_session()
         return error_response(unavailable())
 
     @app.errorhandler(HTTPException)

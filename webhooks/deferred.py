@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
 
-from contact_center.errors import database_unavailable
+from contact_center.errors import database_unavailable, discard_session
 from contact_center.extensions import db
 from contact_center.redis_client import get_redis
 
@@ -67,7 +67,7 @@ def defer_when_database_down(
             except Exception as error:
                 if not database_unavailable(error) or replaying() is not None:
                     raise
-                _discard_session()
+                discard_session()
                 if keep() if callable(keep) else keep:
                     defer_request()
                 else:
@@ -77,14 +77,6 @@ def defer_when_database_down(
         return wrapper
 
     return decorate
-
-
-def _discard_session() -> None:
-    try:
-        db.session.rollback()
-    except Exception:  # the connection is gone: rolling back may fail the same way
-        log.debug("rollback after a database outage failed", exc_info=True)
-    db.session.remove()
 
 
 def defer_request() -> None:
@@ -119,7 +111,7 @@ def database_answers() -> bool:
     except sa.exc.SQLAlchemyError:
         return False
     finally:
-        _discard_session()
+        discard_session()
 
 
 def drain(app: Flask) -> int:

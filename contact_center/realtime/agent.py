@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from contact_center.agents.models import User
 from contact_center.agents.services import token_record, token_record_by_hash
-from contact_center.errors import APIError, database_unavailable, unavailable
+from contact_center.errors import APIError, database_unavailable, discard_session, unavailable
 from contact_center.extensions import db
 from contact_center.realtime.events import AGENT_NAMESPACE, agent_room
 from contact_center.routing import services as routing
@@ -108,7 +108,7 @@ def agent_event(schema: type[Schema]) -> Callable:
                 if not database_unavailable(exc):
                     raise
                 log.warning("database unavailable for %s: %s", handler.__name__, type(exc).__name__)
-                db.session.remove()
+                discard_session()
                 error = unavailable()
                 return failure(error.code, error.message)
 
