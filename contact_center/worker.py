@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 
@@ -50,8 +52,10 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
 
     `with_jobs` also runs queued RQ jobs in this thread (the embedded worker).
     """
-    from contact_center.health import HEARTBEAT_EVERY_S, worker_name
+    from contact_center.health import HEARTBEAT_EVERY_S, beat, forget, worker_name
     from contact_center.jobs import AppWorker, run_queued_jobs
+    from contact_center.retention import offer_turn
+    from contact_center.routing.services import reap_silent_web_processes
 
     worker = AppWorker(app, in_thread=True) if with_jobs else None
     sla_polled_at = beaten_at = retention_offered_at = deferred_checked_at = reaped_at = 0.0
@@ -60,13 +64,15 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
     while not stop.is_set():
         if time.monotonic() - beaten_at >= HEARTBEAT_EVERY_S:
             beaten_at = time.monotonic()
-            _beat(app, name)
+            # A Redis outage shows in /readyz.
+            _chore(app, beat, name, failed="worker heartbeat not recorded")
         if time.monotonic() - reaped_at >= reap_every_s:
             reaped_at = time.monotonic()
-            _reap_web_processes(app)
+            # The consoles of web processes that died come off their agents' socket counts.
+            _chore(app, reap_silent_web_processes, failed="silent web processes not reaped")
         if time.monotonic() - retention_offered_at >= RETENTION_OFFER_S:
             retention_offered_at = time.monotonic()
-            _offer_retention(app)
+            _chore(app, offer_turn, failed="retention not offered")
         # SLA timers are looked at a few times a second, so each job gets a batch of them;
         # routing timers (offer timeouts) as often as they fire.
         sla = time.monotonic() - sla_polled_at >= POLL_INTERVAL_S
@@ -82,7 +88,8 @@ def run_forever(app: Flask, stop: threading.Event, *, with_jobs: bool = False) -
             except Exception:
                 log.exception("job run failed")
         stop.wait(0 if fired else POLL_INTERVAL_S)
-    _forget(app, name)
+    # Its heartbeat goes now (failing that, it goes stale: HEARTBEAT_STALE_S).
+    _chore(app, forget, name, failed="worker heartbeat not removed")
     log.info("timer poller stopped")
 
 
@@ -97,45 +104,14 @@ def replay_deferred(app: Flask) -> int:
         return 0
 
 
-def _offer_retention(app: Flask) -> None:
-    from contact_center.retention import offer_turn
-
+def _chore(app: Flask, action: Callable[..., Any], *args: Any, failed: str) -> None:
+    """One of the loop's chores in the app's context. If it fails (Redis or the database
+    briefly away), `failed` is logged and the loop goes on: the next round does it."""
     try:
         with app.app_context():
-            offer_turn()
-    except Exception:  # retention waits for the next offer; the loop goes on
-        log.warning("retention not offered", exc_info=True)
-
-
-def _forget(app: Flask, name: str) -> None:
-    from contact_center.health import forget
-
-    try:
-        with app.app_context():
-            forget(name)
-    except Exception:  # the beat goes stale instead (HEARTBEAT_STALE_S)
-        log.warning("worker heartbeat not removed", exc_info=True)
-
-
-def _reap_web_processes(app: Flask) -> None:
-    """Take the consoles of web processes that died off their agents' socket counts."""
-    from contact_center.routing.services import reap_silent_web_processes
-
-    try:
-        with app.app_context():
-            reap_silent_web_processes()
-    except Exception:  # Redis or the database briefly away: the next look does it
-        log.warning("silent web processes not reaped", exc_info=True)
-
-
-def _beat(app: Flask, name: str) -> None:
-    from contact_center.health import beat
-
-    try:
-        with app.app_context():
-            beat(name)
-    except Exception:  # a Redis outage shows in /readyz; the loop goes on
-        log.warning("worker heartbeat not recorded", exc_info=True)
+            action(*args)
+    except Exception:
+        log.warning(failed, exc_info=True)
 
 
 def start_embedded_worker(app: Flask) -> threading.Thread | None:
