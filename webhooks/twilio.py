@@ -198,6 +198,14 @@ deferred_connect = defer_when_database_down(_connect_outage_answer, keep=_leg_is
 deferred_outbound = defer_when_database_down(_outbound_outage_answer, keep=_leg_is("customer"))
 
 
+def _replayed_to_fallback(interaction: Interaction | None, call_sid: str) -> Response:
+    """The replay of a caller's leg kept while the database was down: the caller heard the
+    fallback then, so their call ends there (routing.caller_sent_to_fallback)."""
+    if interaction is not None and interaction.external_id == call_sid:
+        routing.caller_sent_to_fallback(interaction)
+    return _fallback_answer()
+
+
 def _apply_once(key: str, body: str, apply: Callable[[], Any]) -> Response:
     """Apply a delivery once: its answer is stored with its changes and replayed to retries."""
     if (earlier := replay(key)) is not None or (earlier := claim(key, body, TWIML)) is not None:
@@ -458,12 +466,8 @@ def connect(reservation_id: str):
     leg = ConnectArgs().load(request.args)["leg"]
     form = _TwilioForm().load(request.form)
     reservation = db.session.get(Reservation, reservation_id)
-    if replaying() is not None:
-        # The caller heard the fallback while the database was down, not their agent.
-        interaction = reservation.interaction if reservation is not None else None
-        if interaction is not None and interaction.external_id == form["CallSid"]:
-            routing.caller_sent_to_fallback(interaction)
-        return _fallback_answer()
+    if replaying() is not None:  # the caller heard the fallback, not their agent
+        return _replayed_to_fallback(reservation and reservation.interaction, form["CallSid"])
     if reservation is None or reservation.status != "accepted":
         return _twiml(twiml.say_and_hang_up("Sorry, this call can no longer be connected."))
     interaction = reservation.interaction
@@ -593,11 +597,8 @@ def requeue(interaction_id: int):
     """TwiML for a transferred caller: wait again in the interaction's (new) queue."""
     form = _TwilioForm().load(request.form)
     interaction = db.session.get(Interaction, interaction_id)
-    if replaying() is not None:
-        # The caller heard the fallback while the database was down, not the new queue.
-        if interaction is not None and interaction.external_id == form["CallSid"]:
-            routing.caller_sent_to_fallback(interaction)
-        return _fallback_answer()
+    if replaying() is not None:  # the caller heard the fallback, not the new queue
+        return _replayed_to_fallback(interaction, form["CallSid"])
     # "offered": the transfer's target may be ringing before Twilio fetches this TwiML.
     if (
         interaction is None
