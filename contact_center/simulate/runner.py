@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import math
 import secrets
 import time
 from collections import Counter, defaultdict, deque
@@ -878,9 +879,8 @@ def _server_time(value: Any, default: float = float("inf")) -> float:
 
 def _seconds_left(offer: dict) -> float:
     """How long an offer rings, by the server's clock (its expiry less its time of sending)."""
-    try:
-        expires = datetime.fromisoformat(offer["expires_at"].replace("Z", "+00:00"))
-        sent = datetime.fromisoformat(offer["server_time"].replace("Z", "+00:00"))
-    except (KeyError, TypeError, ValueError, AttributeError):
+    expires = _server_time(offer.get("expires_at"), default=math.nan)
+    sent = _server_time(offer.get("server_time"), default=math.nan)
+    if math.isnan(expires) or math.isnan(sent):
         return float(offer.get("timeout_s") or 15)
-    return max(0.0, (expires - sent).total_seconds())
+    return max(0.0, expires - sent)
