@@ -190,6 +190,25 @@ def test_sigterm_lets_an_in_flight_call_finish_and_takes_no_new_one(
     assert_invariants(app)
 
 
+def _start_worker(log, **settings: str):
+    """`flask worker` on the test's database and Redis, its output in `log`."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": TEST_DATABASE_URL or "",
+        "REDIS_URL": TEST_REDIS_URL or "",
+        "SECRET_KEY": "worker-test-secret",
+        **settings,
+    }
+    env.pop("FLASK_APP", None)
+    return start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env, log)
+
+
+def _beating(app, worker) -> bool:
+    """Whether the worker process's heartbeat is in Redis."""
+    beats = app.extensions["redis"].zrange(HEARTBEATS_KEY, 0, -1)
+    return any(f":{worker.pid}:" in member for member in beats)
+
+
 def _rq_workers(app) -> list:
     from rq import Worker
 
@@ -209,27 +228,18 @@ def test_sigterm_lets_the_worker_finish_its_job_then_exit(app, post_mail, tmp_pa
     controller.start()
     post_mail(make_mail())  # the auto-reply is queued as an RQ job
     db.session.remove()
-    env = {
-        **os.environ,
-        "DATABASE_URL": TEST_DATABASE_URL or "",
-        "REDIS_URL": TEST_REDIS_URL or "",
-        "SECRET_KEY": "worker-test-secret",
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(port),
-        "SMTP_STARTTLS": "0",
-        "MAIL_FROM": "help@desk.test",
-        "SUPPORT_ADDRESS": "support@desk.test",
-    }
-    env.pop("FLASK_APP", None)
     log = tmp_path / "worker.log"
-    worker = start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env, log)
-    beats = app.extensions["redis"]
+    worker = _start_worker(
+        log,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        SMTP_STARTTLS="0",
+        MAIL_FROM="help@desk.test",
+        SUPPORT_ADDRESS="support@desk.test",
+    )
     try:
         assert sink.stalled.wait(WAIT_S), f"the mail job never reached DATA:\n{tail(log)}"
-        assert wait_for(
-            lambda: any(f":{worker.pid}:" in m for m in beats.zrange(HEARTBEATS_KEY, 0, -1)),
-            WAIT_S,
-        ), "the worker never beat"
+        assert wait_for(lambda: _beating(app, worker), WAIT_S), "the worker never beat"
         worker.send_signal(signal.SIGTERM)
         # RQ records that a stop was asked for; the job is still in DATA.
         assert wait_for(lambda: any(w.shutdown_requested_date for w in _rq_workers(app)), WAIT_S), (
@@ -251,7 +261,7 @@ def test_sigterm_lets_the_worker_finish_its_job_then_exit(app, post_mail, tmp_pa
     ack = db.session.scalar(sa.select(TicketMessage).where(TicketMessage.kind == "auto_reply"))
     assert ack.delivery_status == "sent" and ack.send_attempts == 1
     assert "timer poller stopped" in output, output
-    assert not [m for m in beats.zrange(HEARTBEATS_KEY, 0, -1) if f":{worker.pid}:" in m]
+    assert not _beating(app, worker)
     assert not _rq_workers(app)  # unregistered from RQ
     assert_invariants(app)
 
@@ -259,29 +269,17 @@ def test_sigterm_lets_the_worker_finish_its_job_then_exit(app, post_mail, tmp_pa
 @pytest.mark.real_services
 @pytest.mark.timeout(120)
 def test_sigterm_stops_an_idle_worker_at_once(app, tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": TEST_DATABASE_URL or "",
-        "REDIS_URL": TEST_REDIS_URL or "",
-        "SECRET_KEY": "worker-test-secret",
-    }
-    env.pop("FLASK_APP", None)
     log = tmp_path / "worker.log"
-    worker = start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env, log)
-    beats = app.extensions["redis"]
+    worker = _start_worker(log)
     try:
-        assert wait_for(
-            lambda: (
-                any(f":{worker.pid}:" in m for m in beats.zrange(HEARTBEATS_KEY, 0, -1))
-                and _rq_workers(app)
-            ),
-            WAIT_S,
-        ), f"the worker never started:\n{tail(log)}"
+        assert wait_for(lambda: _beating(app, worker) and _rq_workers(app), WAIT_S), (
+            f"the worker never started:\n{tail(log)}"
+        )
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=WAIT_S) == 0, tail(log)
     finally:
         stop(worker)
     assert "timer poller stopped" in log.read_text(errors="replace")
-    assert not [m for m in beats.zrange(HEARTBEATS_KEY, 0, -1) if f":{worker.pid}:" in m]
+    assert not _beating(app, worker)
     assert not _rq_workers(app)
     assert_invariants(app)

@@ -152,15 +152,24 @@ def start_deployment(
     return web
 
 
-async def agent_session(url: str, token: str, on_ready, on_offer) -> dict:
-    """An agent's console over a real websocket: available, then accept and complete the offer
-    it gets. Blocking steps in between (webhooks, the stub) run in threads."""
+async def console(port: int, token: str):
+    """An agent's console on the /agent namespace of the web process at `port`."""
     import socketio
 
-    async with socketio.AsyncSimpleClient() as agent:
-        await agent.connect(
-            url, namespace="/agent", transports=["websocket"], auth={"token": token}
-        )
+    client = socketio.AsyncSimpleClient()
+    await client.connect(
+        f"http://127.0.0.1:{port}",
+        namespace="/agent",
+        transports=["websocket"],
+        auth={"token": token},
+    )
+    return client
+
+
+async def agent_session(port: int, token: str, on_ready, on_offer) -> dict:
+    """An agent's console over a real websocket: available, then accept and complete the offer
+    it gets. Blocking steps in between (webhooks, the stub) run in threads."""
+    async with await console(port, token) as agent:
         ack = await agent.call("set_status", {"status": "available"}, timeout=WAIT_S)
         assert ack["ok"] and ack["status"] == "available", ack
         await asyncio.to_thread(on_ready)
@@ -239,7 +248,7 @@ def test_a_call_arriving_on_one_web_process_reaches_an_agent_on_another(
         try:
             seen = asyncio.run(
                 agent_session(
-                    f"http://127.0.0.1:{ports['b']}",
+                    ports["b"],
                     token,
                     call_arrives_on_a,
                     twilio_connects_the_caller,
@@ -281,7 +290,6 @@ def test_an_agent_whose_web_process_dies_keeps_the_offer_on_another(
     """Fault: the web process holding an agent's websocket is killed while an offer rings.
     The console reconnects to the other process (as the balancer sends it there), finds the
     same offer there, and accepts it."""
-    import socketio
 
     routing.create_queue(name="General", channels=["voice"], is_default=True)
     db.session.commit()
@@ -309,13 +317,7 @@ def test_an_agent_whose_web_process_dies_keeps_the_offer_on_another(
                 return args[0]
 
     async def scenario(web: dict[str, subprocess.Popen]) -> tuple[dict, dict, dict]:
-        on_a = socketio.AsyncSimpleClient()
-        await on_a.connect(
-            f"http://127.0.0.1:{ports['a']}",
-            namespace="/agent",
-            transports=["websocket"],
-            auth={"token": token},
-        )
+        on_a = await console(ports["a"], token)
         ack = await on_a.call("set_status", {"status": "available"}, timeout=WAIT_S)
         assert ack["ok"], ack
         status, body = await asyncio.to_thread(post_twilio, ports["b"], VOICE, params)
@@ -325,13 +327,7 @@ def test_an_agent_whose_web_process_dies_keeps_the_offer_on_another(
         web["a"].wait(timeout=30)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(on_a.disconnect(), 5)
-        async with socketio.AsyncSimpleClient() as on_b:
-            await on_b.connect(
-                f"http://127.0.0.1:{ports['b']}",
-                namespace="/agent",
-                transports=["websocket"],
-                auth={"token": token},
-            )
+        async with await console(ports["b"], token) as on_b:
             again = await next_offer(on_b)
             accepted = await on_b.call(
                 "accept", {"reservation_id": again["reservation_id"]}, timeout=WAIT_S
@@ -365,7 +361,6 @@ def test_consoles_of_a_dead_web_process_stop_counting(app, create_user, twilio_s
     """Fault: a web process dies with an agent's console open, and the console reconnects
     to the other one. Once the dead process falls silent the workers take its socket off
     the agent's count, so when the agent then closes the console routing sees them go."""
-    import socketio
 
     alice = create_user("alice", display_name="Alice Archer")
     token, _ = issue_token(alice)
@@ -381,22 +376,12 @@ def test_consoles_of_a_dead_web_process_stop_counting(app, create_user, twilio_s
             assert time.monotonic() < end, f"timed out waiting until {what}"
             await asyncio.sleep(0.2)
 
-    async def console(port: int):
-        client = socketio.AsyncSimpleClient()
-        await client.connect(
-            f"http://127.0.0.1:{port}",
-            namespace="/agent",
-            transports=["websocket"],
-            auth={"token": token},
-        )
-        return client
-
     def sockets() -> int:
         return int(redis_client.hget(SOCKETS, agent) or 0)
 
     async def scenario(web: dict[str, subprocess.Popen]) -> None:
         await until(lambda: redis_client.zcard(PROCESSES) == 2, "both web processes beat")
-        on_a = await console(ports["a"])
+        on_a = await console(ports["a"], token)
         ack = await on_a.call("set_status", {"status": "available"}, timeout=WAIT_S)
         assert ack["ok"], ack
         await until(lambda: sockets() == 1, "the console on A is counted")
@@ -404,7 +389,7 @@ def test_consoles_of_a_dead_web_process_stop_counting(app, create_user, twilio_s
         web["a"].wait(timeout=30)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(on_a.disconnect(), 5)
-        on_b = await console(ports["b"])
+        on_b = await console(ports["b"], token)
         # A falls silent: its socket comes off, B's stays.
         await until(lambda: redis_client.zcard(PROCESSES) == 1, "the dead process is reaped")
         await until(lambda: sockets() == 1, "only the console on B counts")
