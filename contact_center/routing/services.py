@@ -81,10 +81,10 @@ DEFAULT_QUEUE_CACHE_S = 1.0
 # for the row (a commit delayed by load; a dead process's row never comes), checking every
 # UNRECORDED_OFFER_RECHECK_S. Longer than a request can wait for a pooled connection.
 UNRECORDED_OFFER_GRACE_S = 60.0
+UNRECORDED_OFFER_RECHECK_S = 2.0
 # Twilio's errors for updating a call that has ended (20404: no such call in progress;
 # 21220: invalid call state for this operation).
 CALL_ENDED_CODES = (20404, 21220)
-UNRECORDED_OFFER_RECHECK_S = 2.0
 # How long a process reuses a queue's count of staffed agents (the estimated wait's input).
 STAFFED_CACHE_S = 1.0
 # Session.info key: this session created the default queue and may not have committed it.
